@@ -1,0 +1,315 @@
+//! `DreamSchedule`: when agents dream, over which sessions, with which reflector.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ObjectReference, ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::SecretKeyReference;
+use super::duration::DURATION_PATTERN;
+
+/// Desired schedule of dream passes.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "reverie.dev",
+    version = "v1alpha1",
+    kind = "DreamSchedule",
+    namespaced,
+    status = "DreamScheduleStatus",
+    shortname = "ds",
+    category = "reverie",
+    derive = "PartialEq",
+    doc = "When and how a set of agents dream: each pass runs as a Kubernetes Job.",
+    printcolumn(name = "Schedule", type_ = "string", json_path = ".spec.schedule"),
+    printcolumn(name = "TimeZone", type_ = "string", json_path = ".spec.timeZone"),
+    printcolumn(name = "Suspend", type_ = "boolean", json_path = ".spec.suspend"),
+    printcolumn(name = "Last Run", type_ = "date", json_path = ".status.lastScheduleTime"),
+    printcolumn(name = "Next Run", type_ = "string", json_path = ".status.nextScheduleTime"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct DreamScheduleSpec {
+    /// Cron expression with five fields, or `@hourly`, `@daily`, `@weekly`, `@monthly`.
+    #[schemars(length(min = 1, max = 256))]
+    pub schedule: String,
+    /// IANA time zone the schedule is read in, e.g. `Europe/Paris`.
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+    /// Which agents dream.
+    pub agents: AgentSelection,
+    /// Which sessions a pass reviews.
+    #[serde(default)]
+    pub lookback: Lookback,
+    /// What turns candidate patterns into lessons.
+    #[serde(default)]
+    pub reflector: Reflector,
+    /// How memory is curated.
+    #[serde(default)]
+    pub curation: Curation,
+    /// What to do when a pass for an agent is still running at the next fire time.
+    #[serde(default)]
+    pub concurrency_policy: ConcurrencyPolicy,
+    /// A missed run starts only within this many seconds of its scheduled time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub starting_deadline_seconds: Option<i64>,
+    /// Stops new passes; running ones finish.
+    #[serde(default)]
+    pub suspend: bool,
+    /// Finished successful Jobs kept per schedule.
+    #[serde(default = "default_successful_history")]
+    #[schemars(range(min = 0, max = 100))]
+    pub successful_jobs_history_limit: u32,
+    /// Finished failed Jobs kept per schedule.
+    #[serde(default = "default_failed_history")]
+    #[schemars(range(min = 0, max = 100))]
+    pub failed_jobs_history_limit: u32,
+    /// Settings for the dream Jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_template: Option<DreamJobTemplate>,
+}
+
+fn default_time_zone() -> String {
+    "UTC".to_string()
+}
+
+fn default_successful_history() -> u32 {
+    3
+}
+
+fn default_failed_history() -> u32 {
+    1
+}
+
+/// The agents a schedule applies to: by `names` or by `selector`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentSelection {
+    /// Agents in this namespace, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+    /// Agents in this namespace whose labels match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+    /// Pool the sessions of all selected agents into one pass for a team memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collective: Option<Collective>,
+}
+
+/// Collective dreaming: one pass over many agents, proposing to one target memory.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Collective {
+    /// The agent whose (team) memory receives the proposals.
+    #[schemars(length(min = 1, max = 253))]
+    pub target: String,
+    /// A pattern counts only when seen in at least this many agents.
+    #[serde(default = "default_min_agents")]
+    #[schemars(range(min = 1))]
+    pub min_agents: u32,
+}
+
+fn default_min_agents() -> u32 {
+    2
+}
+
+/// The window of sessions a pass reviews.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Lookback {
+    /// The most recent N sessions.
+    #[serde(default = "default_lookback_sessions")]
+    #[schemars(range(min = 1, max = 100_000))]
+    pub sessions: u32,
+    /// Ignore sessions older than this (e.g. `14d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub max_age: Option<String>,
+    /// Only sessions whose labels match (e.g. one project or customer segment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_selector: Option<LabelSelector>,
+}
+
+impl Default for Lookback {
+    fn default() -> Self {
+        Self {
+            sessions: default_lookback_sessions(),
+            max_age: None,
+            label_selector: None,
+        }
+    }
+}
+
+fn default_lookback_sessions() -> u32 {
+    50
+}
+
+/// The reflector of a pass: the builtin offline one or a model endpoint.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Reflector {
+    /// `builtin` (offline, deterministic), `anthropic` (Messages API) or `openai`
+    /// (any OpenAI-compatible chat-completions endpoint).
+    #[serde(default)]
+    pub provider: ReflectorProvider,
+    /// Model name for `anthropic` / `openai`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Base URL of the endpoint; defaults to the provider's public API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Secret key holding the API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_secret_ref: Option<SecretKeyReference>,
+    /// Upper bound on tokens sent to the model in one pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_input_tokens: Option<u32>,
+    /// Upper bound on tokens the model may return in one pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_output_tokens: Option<u32>,
+    /// Extra steering for this pass, appended to the reflector's prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+}
+
+/// Which reflector runs.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReflectorProvider {
+    #[default]
+    Builtin,
+    Anthropic,
+    #[serde(rename = "openai")]
+    OpenAi,
+}
+
+/// How a pass curates memory.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Curation {
+    /// A lesson needs at least this many distinct sessions of evidence.
+    #[serde(default = "default_min_evidence")]
+    #[schemars(range(min = 1))]
+    pub min_evidence: u32,
+    /// Entries not reinforced for this long are archived.
+    #[serde(default = "default_stale_after")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub stale_after: String,
+    /// At most this many entries are kept in the archive.
+    #[serde(default = "default_archive_limit")]
+    #[schemars(range(min = 0))]
+    pub archive_limit: u32,
+}
+
+impl Default for Curation {
+    fn default() -> Self {
+        Self {
+            min_evidence: default_min_evidence(),
+            stale_after: default_stale_after(),
+            archive_limit: default_archive_limit(),
+        }
+    }
+}
+
+fn default_min_evidence() -> u32 {
+    3
+}
+
+fn default_stale_after() -> String {
+    "30d".to_string()
+}
+
+fn default_archive_limit() -> u32 {
+    500
+}
+
+/// What happens when a pass is due while the previous one still runs.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ConcurrencyPolicy {
+    /// Skip the new pass and record why.
+    #[default]
+    Forbid,
+    /// Run both.
+    Allow,
+    /// Delete the running Job and start the new one.
+    Replace,
+}
+
+/// Settings applied to every dream Job of a schedule.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DreamJobTemplate {
+    /// Image that runs `reverie dream`; defaults to the operator's own image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub active_deadline_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub backoff_limit: Option<i32>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+}
+
+/// Observed state of a schedule.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DreamScheduleStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Accepted`, `Ready`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// When a pass was last started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<Time>,
+    /// When a pass last completed successfully.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_time: Option<Time>,
+    /// When the next pass is due (absent while suspended or invalid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_schedule_time: Option<Time>,
+    /// Dream Jobs currently running.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub active: Vec<ObjectReference>,
+    /// The last pass of each agent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last_runs: Vec<AgentRun>,
+}
+
+/// The last dream pass of one agent.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentRun {
+    pub agent: String,
+    pub job: String,
+    /// `Running`, `Succeeded`, `Failed`, `Skipped`.
+    pub result: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions_reviewed: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub time: Time,
+}

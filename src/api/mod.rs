@@ -1,0 +1,64 @@
+//! The three custom resources of reverie (group `reverie.dev`, version `v1alpha1`).
+//!
+//! Types only: serde + schemars + kube derive, defaults and small accessors. Behaviour lives in
+//! the controllers and the pure core modules.
+
+// kube's `printcolumn(...)` attributes repeat keys such as `type_` by design; clippy's
+// duplicated-attributes lint reads them as duplicates.
+#[allow(clippy::duplicated_attributes)]
+pub mod agent;
+pub mod conditions;
+#[allow(clippy::duplicated_attributes)]
+pub mod dream_schedule;
+pub mod duration;
+#[allow(clippy::duplicated_attributes)]
+pub mod memory_proposal;
+
+pub use agent::{Agent, AgentSpec, AgentStatus};
+pub use dream_schedule::{DreamSchedule, DreamScheduleSpec, DreamScheduleStatus};
+pub use memory_proposal::{MemoryProposal, MemoryProposalSpec, MemoryProposalStatus};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+/// The API group every reverie kind belongs to.
+pub const GROUP: &str = "reverie.dev";
+/// The served and stored version.
+pub const VERSION: &str = "v1alpha1";
+/// The field manager reverie uses for every server-side apply, so ownership is stable across
+/// restarts and replicas.
+pub const FIELD_MANAGER: &str = "reverie";
+
+/// A reference to an object by name in the same namespace.
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub struct LocalObjectReference {
+    /// Name of the object in the same namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// A key inside a Secret in the same namespace.
+#[derive(serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub struct SecretKeyReference {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key inside the Secret's data.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// Every CRD of reverie, in a stable order (Agent, DreamSchedule, MemoryProposal).
+pub fn all_crds() -> Vec<CustomResourceDefinition> {
+    vec![Agent::crd(), DreamSchedule::crd(), MemoryProposal::crd()]
+}
+
+/// The file name under `crds/` that holds a CRD, e.g. `agents.reverie.dev.yaml`.
+pub fn crd_file_name(crd: &CustomResourceDefinition) -> String {
+    format!("{}.yaml", crd.metadata.name.as_deref().unwrap_or("unnamed"))
+}
+
+/// Renders a CRD as the YAML document that `reverie crds` prints and `crds/` holds.
+pub fn crd_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_yaml::Error> {
+    serde_yaml::to_string(crd)
+}

@@ -1,0 +1,63 @@
+//! What every reconciler shares: the API client, the event recorder, metrics and a clock.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+
+use crate::metrics::Metrics;
+
+/// The time source of the reconcilers, injectable so tests are deterministic.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+/// The wall clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// A clock stopped at one instant (tests).
+pub struct FixedClock(pub Timestamp);
+
+impl Clock for FixedClock {
+    fn now(&self) -> Timestamp {
+        self.0
+    }
+}
+
+/// Shared state of the controllers.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Context {
+    pub fn new(client: Client, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) -> Self {
+        let reporter = Reporter {
+            controller: "reverie".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            clock,
+        }
+    }
+
+    /// Now as a Kubernetes timestamp, truncated to whole seconds: `metav1.Time` is stored with
+    /// second precision, so a sub-second value would never compare equal after a round trip.
+    pub fn now(&self) -> Time {
+        let now = self.clock.now();
+        Time(Timestamp::from_second(now.as_second()).unwrap_or(now))
+    }
+}

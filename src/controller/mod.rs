@@ -1,0 +1,216 @@
+//! The reconcilers, one per kind, and the machinery they share.
+//!
+//! Each reconcile is a short, visible pipeline: dereference (read what the object points at) →
+//! validate (pure) → build the desired status (pure) → apply → update status (only when it
+//! changed). Invalid specs are reported as conditions and events, never as reconcile errors.
+
+pub mod agent;
+mod context;
+pub mod dream_schedule;
+mod error;
+pub mod memory_proposal;
+mod status;
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::runtime::{Controller, reflector::Store};
+use kube::{Api, Client, Resource, ResourceExt};
+use tokio::sync::watch;
+
+pub use context::{Clock, Context, FixedClock, SystemClock};
+pub use error::{Error, Result};
+
+use crate::api::{Agent, DreamSchedule, MemoryProposal};
+
+/// How long to wait before retrying a reconcile that failed on the API.
+const ERROR_REQUEUE: Duration = Duration::from_secs(15);
+
+/// One reason a spec cannot be accepted, in words a person can act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// CamelCase cause, used as the condition and event reason.
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Folds a list of problems into the reason (the first problem's) and one message naming all.
+pub fn summarize(problems: &[Problem]) -> Option<(&'static str, String)> {
+    let first = problems.first()?;
+    let message = problems
+        .iter()
+        .map(|p| p.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    Some((first.reason, message))
+}
+
+/// `Accepted` (the spec on its own) and `Ready` (the spec and everything it refers to).
+pub fn acceptance_conditions(
+    spec_problems: &[Problem],
+    reference_problems: &[Problem],
+    valid_message: &str,
+    ready_message: &str,
+) -> Vec<crate::api::conditions::DesiredCondition> {
+    use crate::api::conditions::{ACCEPTED, DesiredCondition, READY};
+    let accepted = match summarize(spec_problems) {
+        None => DesiredCondition::true_(ACCEPTED, "Valid", valid_message),
+        Some((reason, message)) => DesiredCondition::false_(ACCEPTED, reason, message),
+    };
+    let all: Vec<Problem> = spec_problems.iter().chain(reference_problems).cloned().collect();
+    let ready = match summarize(&all) {
+        None => DesiredCondition::true_(READY, "Reconciled", ready_message),
+        Some((reason, message)) => DesiredCondition::false_(READY, reason, message),
+    };
+    vec![accepted, ready]
+}
+
+/// Runs `reconcile` with metrics: a started counter, a duration histogram, an error counter.
+pub async fn instrumented<F>(ctx: &Context, controller: &'static str, reconcile: F) -> Result<Action>
+where
+    F: Future<Output = Result<Action>>,
+{
+    ctx.metrics.reconcile_started(controller);
+    let started = Instant::now();
+    let result = reconcile.await;
+    ctx.metrics.reconcile_finished(controller, started.elapsed());
+    if let Err(error) = &result {
+        ctx.metrics.reconcile_failed(controller, error.metric_label());
+    }
+    result
+}
+
+/// Requeue after an API failure; the failure itself is already counted by [`instrumented`].
+fn error_policy<K: ResourceExt>(object: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(object = %object.name_any(), namespace = ?object.namespace(), %error, "reconcile failed; retrying");
+    Action::requeue(ERROR_REQUEUE)
+}
+
+/// Publishes an event about `object`. Events are best effort: a failure to record one is
+/// logged and never fails the reconcile.
+pub async fn publish_event<K>(ctx: &Context, object: &K, type_: EventType, reason: &str, action: &str, note: String)
+where
+    K: Resource<DynamicType = ()>,
+{
+    let event = Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note),
+        action: action.to_string(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
+        tracing::warn!(%error, reason, "could not record event");
+    }
+}
+
+/// Objects in the store that live in `namespace`, as references to requeue.
+fn same_namespace<K>(store: &Store<K>, namespace: Option<String>) -> Vec<ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    store
+        .state()
+        .iter()
+        .filter(|object| object.namespace() == namespace)
+        .map(|object| ObjectRef::from_obj(object.as_ref()))
+        .collect()
+}
+
+/// Runs the three controllers until `shutdown` resolves. `caches_synced` turns true once every
+/// controller's cache holds a full list, which `/readyz` reports.
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+    caches_synced: watch::Sender<bool>,
+) {
+    let client: Client = ctx.client.clone();
+    let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
+    let agents = Api::<Agent>::all(client.clone());
+    let schedules = Api::<DreamSchedule>::all(client.clone());
+    let proposals = Api::<MemoryProposal>::all(client.clone());
+    let config = watcher::Config::default().any_semantic();
+
+    let agent_controller = Controller::new(agents.clone(), config.clone()).graceful_shutdown_on(shutdown.clone());
+    let agent_store = agent_controller.store();
+
+    // A schedule or proposal that names a missing agent becomes valid when the agent appears,
+    // so agent changes requeue the schedules and proposals of their namespace.
+    let schedule_controller = Controller::new(schedules, config.clone()).graceful_shutdown_on(shutdown.clone());
+    let schedule_store = schedule_controller.store();
+    let schedule_controller = {
+        let store = schedule_store.clone();
+        schedule_controller.watches(agents.clone(), config.clone(), move |agent: Agent| {
+            same_namespace(&store, agent.namespace())
+        })
+    };
+    let proposal_controller = Controller::new(proposals, config.clone()).graceful_shutdown_on(shutdown.clone());
+    let proposal_store = proposal_controller.store();
+    let proposal_controller = {
+        let store = proposal_store.clone();
+        proposal_controller.watches(agents, config, move |agent: Agent| {
+            let name = agent.name_any();
+            same_namespace(&store, agent.namespace())
+                .into_iter()
+                .filter(|r| store.get(r).is_some_and(|p| p.spec.agent_ref.name == name))
+                .collect::<Vec<_>>()
+        })
+    };
+
+    tokio::spawn(async move {
+        let synced = futures::future::join3(
+            agent_store.wait_until_ready(),
+            schedule_store.wait_until_ready(),
+            proposal_store.wait_until_ready(),
+        )
+        .await;
+        if synced.0.is_ok() && synced.1.is_ok() && synced.2.is_ok() {
+            tracing::info!("controller caches synced");
+            let _ = caches_synced.send(true);
+        }
+    });
+
+    futures::join!(
+        agent_controller
+            .run(agent::reconcile, error_policy, ctx.clone())
+            .for_each(|r| log_result("agent", r)),
+        schedule_controller
+            .run(dream_schedule::reconcile, error_policy, ctx.clone())
+            .for_each(|r| log_result("dreamschedule", r)),
+        proposal_controller
+            .run(memory_proposal::reconcile, error_policy, ctx.clone())
+            .for_each(|r| log_result("memoryproposal", r)),
+    );
+}
+
+/// Logs what the controller stream reports; reconcile errors are already counted and logged by
+/// the error policy, so this stays at debug level.
+async fn log_result<K, E: std::fmt::Display>(
+    controller: &'static str,
+    result: std::result::Result<(ObjectRef<K>, Action), E>,
+) where
+    K: Resource,
+{
+    if let Err(error) = result {
+        tracing::debug!(controller, %error, "controller stream reported an error");
+    }
+}

@@ -1,0 +1,297 @@
+//! Reconciler tests against a scripted API server: the exact requests each main case sends.
+
+use std::sync::Arc;
+
+use http::Method;
+use serde_json::{Value, json};
+
+use super::test_support::{Expect, condition, run_scripted, test_context};
+use super::{agent, dream_schedule, memory_proposal};
+use crate::api::{Agent, DreamSchedule, MemoryProposal};
+
+const AGENTS: &str = "/apis/reverie.dev/v1alpha1/namespaces/team/agents";
+const SCHEDULES: &str = "/apis/reverie.dev/v1alpha1/namespaces/team/dreamschedules";
+const PROPOSALS: &str = "/apis/reverie.dev/v1alpha1/namespaces/team/memoryproposals";
+
+fn agent_json(spec: Value) -> Value {
+    json!({
+        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent",
+        "metadata": {"name": "support", "namespace": "team", "generation": 2, "uid": "u-1"},
+        "spec": spec
+    })
+}
+
+fn agent(spec: Value) -> Agent {
+    serde_json::from_value(agent_json(spec)).unwrap()
+}
+
+fn valid_agent() -> Agent {
+    agent(json!({"model": "claude", "instructions": "Help customers."}))
+}
+
+fn schedule(spec: Value) -> DreamSchedule {
+    serde_json::from_value(json!({
+        "apiVersion": "reverie.dev/v1alpha1", "kind": "DreamSchedule",
+        "metadata": {"name": "nightly", "namespace": "team", "generation": 1, "uid": "u-2"},
+        "spec": spec
+    }))
+    .unwrap()
+}
+
+fn proposal(status: Option<Value>) -> MemoryProposal {
+    let mut object = json!({
+        "apiVersion": "reverie.dev/v1alpha1", "kind": "MemoryProposal",
+        "metadata": {"name": "support-1", "namespace": "team", "generation": 1, "uid": "u-3"},
+        "spec": {
+            "agentRef": {"name": "support"}, "baseRevision": 1, "baseDigest": "sha256:00", "summary": "learned",
+            "changes": [{"op": "Add", "section": "lessons", "after": "Look accounts up by billing id", "evidence": {"count": 4, "sessions": ["s1", "s2"]}}]
+        }
+    });
+    if let Some(status) = status {
+        object["status"] = status;
+    }
+    serde_json::from_value(object).unwrap()
+}
+
+fn assert_status_patch(seen: &super::test_support::Seen, path: &str) {
+    assert_eq!(seen.method, Method::PATCH);
+    assert_eq!(seen.path, path);
+    assert!(
+        seen.query.contains("fieldManager=reverie") && seen.query.contains("force=true"),
+        "{}",
+        seen.query
+    );
+}
+
+#[tokio::test]
+async fn valid_agent_gets_accepted_and_ready_with_observed_generation() {
+    let (ctx, handle) = test_context();
+    let object = valid_agent();
+    let script = vec![
+        Expect::event("team"),
+        Expect::patch_status(format!("{AGENTS}/support/status"), &object),
+    ];
+    let (result, seen) = run_scripted(handle, script, agent::reconcile(Arc::new(object), ctx)).await;
+    result.unwrap();
+    assert_eq!(seen[0].body["reason"], "Accepted");
+    assert_eq!(seen[0].body["type"], "Normal");
+    assert_status_patch(&seen[1], &format!("{AGENTS}/support/status"));
+    let patch = &seen[1].body;
+    assert_eq!(patch["status"]["observedGeneration"], 2);
+    assert_eq!(condition(patch, "Accepted")["status"], "True");
+    assert_eq!(condition(patch, "Ready")["status"], "True");
+    assert_eq!(condition(patch, "Ready")["lastTransitionTime"], "2026-11-20T12:00:00Z");
+}
+
+#[tokio::test]
+async fn unchanged_agent_makes_no_write() {
+    let (ctx, handle) = test_context();
+    let object = valid_agent();
+    let script = vec![
+        Expect::event("team"),
+        Expect::patch_status(format!("{AGENTS}/support/status"), &object),
+    ];
+    let (_, seen) = run_scripted(handle, script, agent::reconcile(Arc::new(object), ctx)).await;
+
+    // The same agent, now carrying the status the first reconcile wrote.
+    let mut reconciled = agent_json(json!({"model": "claude", "instructions": "Help customers."}));
+    reconciled["status"] = seen[1].body["status"].clone();
+    let reconciled: Agent = serde_json::from_value(reconciled).unwrap();
+    let (ctx, handle) = test_context();
+    let (result, seen) = run_scripted(handle, vec![], agent::reconcile(Arc::new(reconciled), ctx)).await;
+    result.unwrap();
+    assert!(seen.is_empty());
+}
+
+#[tokio::test]
+async fn invalid_agent_gets_a_condition_and_a_warning_that_say_why() {
+    let (ctx, handle) = test_context();
+    let bad = agent(json!({"model": "claude", "instructions": "x", "memory": {"protectedSections": ["Core Rules"]}}));
+    let script = vec![
+        Expect::event("team"),
+        Expect::patch_status(format!("{AGENTS}/support/status"), &bad),
+    ];
+    let (result, seen) = run_scripted(handle, script, agent::reconcile(Arc::new(bad), ctx)).await;
+    result.unwrap();
+    assert_eq!(seen[0].body["type"], "Warning");
+    assert_eq!(seen[0].body["reason"], "InvalidSectionName");
+    let accepted = condition(&seen[1].body, "Accepted");
+    assert_eq!(accepted["status"], "False");
+    assert_eq!(accepted["reason"], "InvalidSectionName");
+    assert!(
+        accepted["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"Core Rules\" is not a section name")
+    );
+}
+
+#[tokio::test]
+async fn missing_shared_agent_is_not_ready_but_accepted() {
+    let (ctx, handle) = test_context();
+    let sharing = agent(
+        json!({"model": "m", "instructions": "x", "memory": {"shared": [{"agentRef": {"name": "team-memory"}}]}}),
+    );
+    let script = vec![
+        Expect::not_found(format!("{AGENTS}/team-memory")),
+        Expect::event("team"),
+        Expect::patch_status(format!("{AGENTS}/support/status"), &sharing),
+    ];
+    let (result, seen) = run_scripted(handle, script, agent::reconcile(Arc::new(sharing), ctx)).await;
+    result.unwrap();
+    let patch = &seen[2].body;
+    assert_eq!(condition(patch, "Accepted")["status"], "True");
+    assert_eq!(condition(patch, "Ready")["reason"], "SharedAgentNotFound");
+    assert!(
+        condition(patch, "Ready")["message"]
+            .as_str()
+            .unwrap()
+            .contains("team-memory")
+    );
+}
+
+#[tokio::test]
+async fn a_failing_api_call_is_an_error_not_a_condition() {
+    let (ctx, handle) = test_context();
+    let sharing =
+        agent(json!({"model": "m", "instructions": "x", "memory": {"shared": [{"agentRef": {"name": "other"}}]}}));
+    let failure = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "InternalError", "code": 500, "message": "etcd timeout"});
+    let script = vec![Expect::new(
+        Method::GET,
+        format!("{AGENTS}/other"),
+        http::StatusCode::INTERNAL_SERVER_ERROR,
+        failure,
+    )];
+    let (result, seen) = run_scripted(handle, script, agent::reconcile(Arc::new(sharing), ctx.clone())).await;
+    assert_eq!(result.unwrap_err().metric_label(), "kube_api");
+    assert_eq!(seen.len(), 1);
+    assert!(
+        ctx.metrics
+            .encode()
+            .contains("reverie_reconcile_errors_total{controller=\"agent\",error=\"kube_api\"} 1")
+    );
+}
+
+#[tokio::test]
+async fn valid_schedule_checks_its_agents_and_is_ready() {
+    let (ctx, handle) = test_context();
+    let nightly =
+        schedule(json!({"schedule": "0 3 * * *", "timeZone": "Europe/Paris", "agents": {"names": ["support"]}}));
+    let script = vec![
+        Expect::get(
+            format!("{AGENTS}/support"),
+            agent_json(json!({"model": "m", "instructions": "x"})),
+        ),
+        Expect::event("team"),
+        Expect::patch_status(format!("{SCHEDULES}/nightly/status"), &nightly),
+    ];
+    let (result, seen) = run_scripted(handle, script, dream_schedule::reconcile(Arc::new(nightly), ctx)).await;
+    result.unwrap();
+    assert_status_patch(&seen[2], &format!("{SCHEDULES}/nightly/status"));
+    assert_eq!(condition(&seen[2].body, "Ready")["status"], "True");
+    assert_eq!(seen[2].body["status"]["observedGeneration"], 1);
+}
+
+#[tokio::test]
+async fn bad_cron_is_reported_without_looking_anything_up() {
+    let (ctx, handle) = test_context();
+    let broken = schedule(json!({"schedule": "61 * * * *", "agents": {"names": ["support"]}}));
+    let script = vec![
+        Expect::event("team"),
+        Expect::patch_status(format!("{SCHEDULES}/nightly/status"), &broken),
+    ];
+    let (result, seen) = run_scripted(handle, script, dream_schedule::reconcile(Arc::new(broken), ctx)).await;
+    result.unwrap();
+    assert_eq!(seen[0].body["reason"], "InvalidSchedule");
+    let accepted = condition(&seen[1].body, "Accepted");
+    assert_eq!(accepted["reason"], "InvalidSchedule");
+    assert!(accepted["message"].as_str().unwrap().contains("61 * * * *"));
+}
+
+#[tokio::test]
+async fn missing_reflector_secret_is_named() {
+    let (ctx, handle) = test_context();
+    let with_model = schedule(json!({
+        "schedule": "@daily", "agents": {"names": ["support"]},
+        "reflector": {"provider": "anthropic", "model": "claude", "apiKeySecretRef": {"name": "anthropic", "key": "api-key"}}
+    }));
+    let script = vec![
+        Expect::get(
+            format!("{AGENTS}/support"),
+            agent_json(json!({"model": "m", "instructions": "x"})),
+        ),
+        Expect::not_found("/api/v1/namespaces/team/secrets/anthropic"),
+        Expect::event("team"),
+        Expect::patch_status(format!("{SCHEDULES}/nightly/status"), &with_model),
+    ];
+    let (result, seen) = run_scripted(handle, script, dream_schedule::reconcile(Arc::new(with_model), ctx)).await;
+    result.unwrap();
+    let ready = condition(&seen[3].body, "Ready");
+    assert_eq!(ready["reason"], "SecretNotFound");
+    assert!(ready["message"].as_str().unwrap().contains("team/anthropic"));
+    assert_eq!(condition(&seen[3].body, "Accepted")["status"], "True");
+}
+
+#[tokio::test]
+async fn new_proposal_records_its_digest_and_waits_for_review() {
+    let (ctx, handle) = test_context();
+    let fresh = proposal(None);
+    let digest = fresh.spec.content_digest();
+    let script = vec![
+        Expect::get(
+            format!("{AGENTS}/support"),
+            agent_json(json!({"model": "m", "instructions": "x"})),
+        ),
+        Expect::event("team"),
+        Expect::patch_status(format!("{PROPOSALS}/support-1/status"), &fresh),
+    ];
+    let (result, seen) = run_scripted(handle, script, memory_proposal::reconcile(Arc::new(fresh), ctx)).await;
+    result.unwrap();
+    let status = &seen[2].body["status"];
+    assert_eq!(status["phase"], "Pending");
+    assert_eq!(status["digest"], digest.as_str());
+    assert_eq!(status["changeCount"], 1);
+    assert_eq!(status["strongestEvidence"], 4);
+    assert_eq!(condition(&seen[2].body, "Ready")["status"], "True");
+}
+
+#[tokio::test]
+async fn proposal_whose_content_changed_after_first_sight_is_tampered() {
+    let (ctx, handle) = test_context();
+    let edited = proposal(Some(
+        json!({"phase": "Pending", "digest": format!("sha256:{}", "0".repeat(64))}),
+    ));
+    let script = vec![
+        Expect::get(
+            format!("{AGENTS}/support"),
+            agent_json(json!({"model": "m", "instructions": "x"})),
+        ),
+        Expect::event("team"),
+        Expect::event("team"),
+        Expect::patch_status(format!("{PROPOSALS}/support-1/status"), &edited),
+    ];
+    let (result, seen) = run_scripted(handle, script, memory_proposal::reconcile(Arc::new(edited), ctx)).await;
+    result.unwrap();
+    assert_eq!(seen[2].body["reason"], "Tampered");
+    assert_eq!(seen[3].body["status"]["phase"], "Tampered");
+    assert_eq!(condition(&seen[3].body, "Ready")["reason"], "Tampered");
+}
+
+#[tokio::test]
+async fn proposal_for_a_missing_agent_says_so() {
+    let (ctx, handle) = test_context();
+    let script = vec![
+        Expect::not_found(format!("{AGENTS}/support")),
+        Expect::event("team"),
+        Expect::patch_status(format!("{PROPOSALS}/support-1/status"), &proposal(None)),
+    ];
+    let (result, seen) = run_scripted(
+        handle,
+        script,
+        memory_proposal::reconcile(Arc::new(proposal(None)), ctx),
+    )
+    .await;
+    result.unwrap();
+    assert_eq!(condition(&seen[2].body, "Ready")["reason"], "AgentNotFound");
+    assert_eq!(seen[2].body["status"]["phase"], "Pending");
+}

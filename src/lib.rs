@@ -1,0 +1,9 @@
+//! reverie: a Kubernetes operator that runs AI agents as custom resources and lets them dream.
+
+pub mod api;
+pub mod cli;
+pub mod controller;
+pub mod metrics;
+pub mod operator;
+pub mod schedule;
+pub mod telemetry;
