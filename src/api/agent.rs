@@ -160,9 +160,10 @@ pub struct PvcStore {
     /// Name of the claim in the Agent's namespace.
     #[schemars(length(min = 1, max = 253))]
     pub claim_name: String,
-    /// Directory inside the claim that holds `memory.yaml`, `MEMORY.md` and `revisions/`.
-    #[serde(default)]
-    pub path: String,
+    /// Directory inside the claim that holds `memory.yaml`, `MEMORY.md` and `revisions/`
+    /// (default: the root of the claim).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// Another agent's memory mounted read-only.
@@ -188,9 +189,9 @@ pub struct SessionsSpec {
     /// A directory on the node (single-node clusters and tests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_path: Option<HostPathVolumeSource>,
-    /// Directory inside the volume where transcripts are written.
-    #[serde(default)]
-    pub path: String,
+    /// Directory inside the volume where transcripts are written (default: its root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 impl SessionsSpec {

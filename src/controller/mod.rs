@@ -178,12 +178,12 @@ pub async fn run(
 
     tokio::spawn(async move {
         let synced = futures::future::join3(
-            agent_store.wait_until_ready(),
-            schedule_store.wait_until_ready(),
-            proposal_store.wait_until_ready(),
+            store_ready(&agent_store),
+            store_ready(&schedule_store),
+            store_ready(&proposal_store),
         )
         .await;
-        if synced.0.is_ok() && synced.1.is_ok() && synced.2.is_ok() {
+        if synced.0 && synced.1 && synced.2 {
             tracing::info!("controller caches synced");
             let _ = caches_synced.send(true);
         }
@@ -200,6 +200,22 @@ pub async fn run(
             .run(memory_proposal::reconcile, error_policy, ctx.clone())
             .for_each(|r| log_result("memoryproposal", r)),
     );
+}
+
+/// Whether the store received its first full list (false: its writer is gone).
+///
+/// `Store::wait_until_ready` wakes only the last of several concurrent waiters (its readiness
+/// is one shared oneshot receiver), and the controller itself waits on it too. Re-polling on a
+/// short interval makes this waiter see readiness regardless of who was woken.
+async fn store_ready<K>(store: &Store<K>) -> bool
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    loop {
+        if let Ok(ready) = tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready()).await {
+            return ready.is_ok();
+        }
+    }
 }
 
 /// Logs what the controller stream reports; reconcile errors are already counted and logged by
