@@ -3,7 +3,10 @@
 pub mod api;
 pub mod cli;
 pub mod controller;
+pub mod memory;
 pub mod metrics;
+pub mod naming;
 pub mod operator;
 pub mod schedule;
+pub mod store;
 pub mod telemetry;

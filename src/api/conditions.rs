@@ -9,6 +9,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 pub const ACCEPTED: &str = "Accepted";
 /// Condition type: the object is fully working.
 pub const READY: &str = "Ready";
+/// Condition type (Agent): the memory store holds a revision matching the spec.
+pub const MEMORY_READY: &str = "MemoryReady";
+/// Condition type (Agent): the agent's Deployment has rolled out (or none is managed).
+pub const RUNTIME_READY: &str = "RuntimeReady";
 
 /// A condition as a reconciler wants it, before timestamps are attached.
 #[derive(Clone, Debug, PartialEq, Eq)]

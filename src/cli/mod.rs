@@ -28,6 +28,29 @@ pub enum Command {
     Operator(OperatorArgs),
     /// Print the CustomResourceDefinitions generated from the Rust types.
     Crds(CrdsArgs),
+    /// Work on an agent's memory.
+    #[command(subcommand)]
+    Memory(MemoryCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemoryCommand {
+    /// Apply a memory update to a memory directory (a mounted PVC): the step the operator runs
+    /// as a Job for PVC-backed memories. Atomic and idempotent by revision.
+    Apply(MemoryApplyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MemoryApplyArgs {
+    /// The memory directory (holds memory.yaml, MEMORY.md, revisions/).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// The update to apply (YAML, written by the operator).
+    #[arg(long)]
+    pub update: PathBuf,
+    /// ConfigMap in this pod's namespace whose annotations receive the new revision's info.
+    #[arg(long)]
+    pub report_configmap: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -47,6 +70,9 @@ pub struct OperatorArgs {
     /// Identity in the election (default: pod name or host name, plus the process id).
     #[arg(long, env = "REVERIE_IDENTITY")]
     pub identity: Option<String>,
+    /// Image of the Jobs the operator creates (it runs this same binary).
+    #[arg(long, env = "REVERIE_IMAGE", default_value = crate::controller::DEFAULT_IMAGE)]
+    pub image: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -63,6 +89,10 @@ pub type CliResult = Result<(), String>;
 pub fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Crds(args) => print_crds(&args),
+        Command::Memory(MemoryCommand::Apply(args)) => {
+            telemetry::init(cli.log_format, "info");
+            memory_apply(&args)
+        }
         Command::Operator(args) => {
             telemetry::init(
                 cli.log_format,
@@ -75,6 +105,7 @@ pub fn run(cli: Cli) -> CliResult {
                 lease_namespace: args.lease_namespace,
                 lease_name: args.lease_name,
                 identity: args.identity,
+                image: args.image,
             };
             runtime.block_on(operator::run(options)).map_err(|e| e.to_string())
         }
@@ -101,5 +132,48 @@ fn print_crds(args: &CrdsArgs) -> CliResult {
             }
         }
     }
+    Ok(())
+}
+
+/// `reverie memory apply`: applies the update with the file store, then reports the revision
+/// on the index ConfigMap so the operator (which cannot read the volume) sees it.
+fn memory_apply(args: &MemoryApplyArgs) -> CliResult {
+    use crate::store::files::FileStore;
+    let text =
+        std::fs::read_to_string(&args.update).map_err(|e| format!("cannot read {}: {e}", args.update.display()))?;
+    let update: crate::store::Update =
+        serde_yaml::from_str(&text).map_err(|e| format!("{} is not a memory update: {e}", args.update.display()))?;
+    let store = FileStore::new(&args.dir, &update.agent);
+    let info = store.commit_blocking(&update).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string(&info).map_err(|e| e.to_string())?;
+    println!("{json}");
+    if let Some(configmap) = &args.report_configmap {
+        let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        runtime.block_on(report_revision(configmap, &info))?;
+    }
+    Ok(())
+}
+
+async fn report_revision(configmap: &str, info: &crate::store::RevisionInfo) -> CliResult {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Patch, PatchParams};
+    let client = kube::Client::try_default().await.map_err(|e| {
+        format!(
+            "cannot reach the API server to report the revision: {}",
+            operator::error_chain(&e)
+        )
+    })?;
+    let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| client.default_namespace().to_string());
+    let api: kube::Api<ConfigMap> = kube::Api::namespaced(client, &namespace);
+    let patch = serde_json::json!({"metadata": {"annotations": info.annotations()}});
+    api.patch(configmap, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| {
+            format!(
+                "revision {} is written but reporting it on ConfigMap {namespace}/{configmap} failed: {}",
+                info.revision,
+                operator::error_chain(&e)
+            )
+        })?;
     Ok(())
 }

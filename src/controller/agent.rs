@@ -1,17 +1,26 @@
-//! Agent reconciler: dereference shared memories → validate → build status → update status.
+//! Agent reconciler: dereference shared memories → validate → ensure the memory revision →
+//! ensure the runtime Deployment → update status.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::{Api, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 
+use super::agent_runtime::{apply_deployment, desired_deployment, rollout_state};
 use super::status::apply_status;
-use super::{Context, Problem, Result, acceptance_conditions, instrumented, publish_event};
-use crate::api::agent::{AgentSpec, AgentStatus};
-use crate::api::conditions::{self, ACCEPTED};
-use crate::api::{Agent, duration};
+use super::{Context, Error, Problem, Result, acceptance_conditions, instrumented, publish_event};
+use crate::api::agent::{AgentRuntime, AgentSpec, AgentStatus, MemoryStatus, MemoryStore as StoreSpec};
+use crate::api::conditions::{self, ACCEPTED, DesiredCondition, MEMORY_READY, READY, RUNTIME_READY};
+use crate::api::memory_proposal::Phase;
+use crate::api::{Agent, MemoryProposal, duration};
+use crate::store::configmap::ConfigMapStore;
+use crate::store::pvc::PvcStore;
+use crate::store::{AnyStore, Committed, MemoryStore, RevisionInfo, StoreError, Update, spec_hash};
 
 pub const CONTROLLER: &str = "agent";
 
@@ -19,35 +28,176 @@ pub async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action> {
     instrumented(&ctx, CONTROLLER, reconcile_agent(&agent, &ctx)).await
 }
 
+/// Where the memory stands after the memory step.
+pub(crate) enum MemoryState {
+    /// The current revision matches the spec.
+    Ready(RevisionInfo),
+    /// A revision is being written by an apply Job (PVC store).
+    Applying { job: String, current: Option<RevisionInfo> },
+    /// The memory could not be brought in line with the spec.
+    Failed {
+        error: StoreError,
+        current: Option<RevisionInfo>,
+    },
+    /// Not attempted (the spec is invalid).
+    Skipped,
+}
+
 async fn reconcile_agent(agent: &Agent, ctx: &Context) -> Result<Action> {
     let namespace = agent.namespace().unwrap_or_default();
     let api = Api::<Agent>::namespaced(ctx.client.clone(), &namespace);
 
+    // dereference
+    let (shared, missing_shared) =
+        find_agents(&api, agent.spec.memory.shared.iter().map(|s| s.agent_ref.name.as_str())).await?;
+    let pending = pending_proposals(ctx, agent).await?;
+    // validate
     let spec_problems = validate(&agent.name_any(), &agent.spec);
-    let missing_shared =
-        missing_agents(&api, agent.spec.memory.shared.iter().map(|s| s.agent_ref.name.as_str())).await?;
     let reference_problems = missing_shared_problem(&missing_shared);
-    let desired = desired_status(agent, &spec_problems, &reference_problems, &ctx.now());
-    report_acceptance_change(
-        ctx,
+    // apply: memory, then the runtime that mounts it
+    let memory = if spec_problems.is_empty() {
+        ensure_memory(ctx, agent).await?
+    } else {
+        MemoryState::Skipped
+    };
+    let runtime = match (&memory, &agent.spec.runtime) {
+        (MemoryState::Ready(info), Some(runtime)) if reference_problems.is_empty() => {
+            Some(ensure_runtime(ctx, agent, runtime, info, &shared).await?)
+        }
+        _ => None,
+    };
+    // update status
+    let mut desired = desired_status(
         agent,
-        agent.status.as_ref().map(|s| s.conditions.as_slice()),
-        &desired.conditions,
-    )
-    .await;
-    apply_status(&api, agent, agent.status.as_ref(), &desired).await?;
-    Ok(Action::await_change())
+        &spec_problems,
+        &reference_problems,
+        &memory,
+        runtime.as_ref(),
+        &ctx.now(),
+    );
+    desired.pending_proposals = Some(pending);
+    let before = agent.status.as_ref();
+    report_acceptance_change(ctx, agent, before.map(|s| s.conditions.as_slice()), &desired.conditions).await;
+    report_memory_change(ctx, agent, before, &desired, &memory).await;
+    apply_status(&api, agent, before, &desired).await?;
+    Ok(match memory {
+        // The apply Job's report on the index ConfigMap wakes us; this is a safety net.
+        MemoryState::Applying { .. } => Action::requeue(Duration::from_secs(30)),
+        _ => Action::await_change(),
+    })
+}
+
+/// The memory store the Agent's spec names.
+fn store_for(ctx: &Context, agent: &Agent) -> Result<AnyStore> {
+    let namespace = agent.namespace().unwrap_or_default();
+    let name = agent.name_any();
+    let owner = agent
+        .controller_owner_ref(&())
+        .ok_or(Error::MissingObjectKey("metadata.uid"))?;
+    Ok(match &agent.spec.memory.store {
+        StoreSpec::ConfigMap(_) => {
+            AnyStore::ConfigMap(ConfigMapStore::new(ctx.client.clone(), &namespace, &name, Some(owner)))
+        }
+        StoreSpec::PersistentVolumeClaim(pvc) => AnyStore::Pvc(PvcStore::new(
+            ctx.client.clone(),
+            &namespace,
+            &name,
+            &pvc.claim_name,
+            pvc.path.clone(),
+            Some(owner),
+            &ctx.image,
+        )),
+    })
+}
+
+/// Brings the memory in line with the spec: revision 1 holding the instructions for a new
+/// agent, a new revision when the instructions or protected sections change.
+async fn ensure_memory(ctx: &Context, agent: &Agent) -> Result<MemoryState> {
+    let store = store_for(ctx, agent)?;
+    let wanted = spec_hash(&agent.spec.instructions, &agent.spec.memory.protected_sections);
+    let current = match store.current().await {
+        Ok(current) => current,
+        Err(StoreError::Kube(e)) => return Err(e.into()),
+        Err(error) => return Ok(MemoryState::Failed { error, current: None }),
+    };
+    if let Some(info) = &current
+        && info.spec == wanted
+    {
+        return Ok(MemoryState::Ready(info.clone()));
+    }
+    let update = Update {
+        id: format!("agent-spec/{wanted}"),
+        agent: agent.name_any(),
+        base_revision: current.as_ref().map_or(0, |c| c.revision),
+        base_digest: current.as_ref().map(|c| c.digest.clone()),
+        instructions: agent.spec.instructions.clone(),
+        protected: agent.spec.memory.protected_sections.clone(),
+        changes: Vec::new(),
+        history_limit: agent.spec.memory.revision_history_limit,
+        now: ctx.clock.now(),
+    };
+    match store.commit(&update).await {
+        Ok(Committed::Done(info)) => Ok(MemoryState::Ready(info)),
+        Ok(Committed::InProgress { job }) => Ok(MemoryState::Applying { job, current }),
+        Err(StoreError::Kube(e)) => Err(e.into()),
+        Err(error) => Ok(MemoryState::Failed { error, current }),
+    }
+}
+
+/// Applies the agent's Deployment and reports whether it has rolled out.
+async fn ensure_runtime(
+    ctx: &Context,
+    agent: &Agent,
+    runtime: &AgentRuntime,
+    memory: &RevisionInfo,
+    shared: &[Agent],
+) -> Result<(bool, String)> {
+    let deployments = Api::<Deployment>::namespaced(ctx.client.clone(), &agent.namespace().unwrap_or_default());
+    let desired = desired_deployment(agent, runtime, memory, shared)?;
+    let existing = deployments.get_opt(&agent.name_any()).await?;
+    let current = apply_deployment(&deployments, existing, &desired).await?;
+    Ok(rollout_state(&current))
+}
+
+/// Proposals for this agent still waiting for a decision.
+async fn pending_proposals(ctx: &Context, agent: &Agent) -> Result<u32> {
+    let proposals = Api::<MemoryProposal>::namespaced(ctx.client.clone(), &agent.namespace().unwrap_or_default());
+    let name = agent.name_any();
+    let count = proposals
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .filter(|p| p.spec.agent_ref.name == name)
+        .filter(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .is_none_or(|phase| phase == Phase::Pending)
+        })
+        .count();
+    Ok(u32::try_from(count).unwrap_or(u32::MAX))
+}
+
+/// Agents among `names` that exist, and the names that do not.
+pub(crate) async fn find_agents<'a>(
+    api: &Api<Agent>,
+    names: impl Iterator<Item = &'a str>,
+) -> Result<(Vec<Agent>, Vec<String>)> {
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for name in names {
+        match api.get_opt(name).await? {
+            Some(agent) => found.push(agent),
+            None => missing.push(name.to_string()),
+        }
+    }
+    Ok((found, missing))
 }
 
 /// Names among `names` that no Agent in the namespace carries.
 pub(crate) async fn missing_agents<'a>(api: &Api<Agent>, names: impl Iterator<Item = &'a str>) -> Result<Vec<String>> {
-    let mut missing = Vec::new();
-    for name in names {
-        if api.get_opt(name).await?.is_none() {
-            missing.push(name.to_string());
-        }
-    }
-    Ok(missing)
+    Ok(find_agents(api, names).await?.1)
 }
 
 /// Section names are lowercase identifiers so they render as stable Markdown headings.
@@ -105,25 +255,139 @@ fn missing_shared_problem(missing: &[String]) -> Vec<Problem> {
     )]
 }
 
-/// The status an agent should have given what is wrong with its spec (`Accepted`) and with
-/// what it refers to (`Ready` only: those resolve without an edit once the object appears).
-pub fn desired_status(
+fn memory_condition(memory: &MemoryState) -> DesiredCondition {
+    match memory {
+        MemoryState::Ready(info) => DesiredCondition::true_(
+            MEMORY_READY,
+            "RevisionCurrent",
+            format!(
+                "memory revision {} ({} entries, ~{} tokens) holds the current spec",
+                info.revision, info.entries, info.tokens
+            ),
+        ),
+        MemoryState::Applying { job, .. } => DesiredCondition::false_(
+            MEMORY_READY,
+            "Applying",
+            format!("apply Job {job} is writing the next memory revision"),
+        ),
+        MemoryState::Failed { error, .. } => DesiredCondition::false_(MEMORY_READY, error.reason(), error.to_string()),
+        MemoryState::Skipped => DesiredCondition::false_(
+            MEMORY_READY,
+            "InvalidSpec",
+            "the memory is not written while the spec is invalid",
+        ),
+    }
+}
+
+fn runtime_condition(agent: &Agent, runtime: Option<&(bool, String)>) -> DesiredCondition {
+    match (agent.spec.runtime.is_some(), runtime) {
+        (false, _) => DesiredCondition::true_(
+            RUNTIME_READY,
+            "NotManaged",
+            "the agent runs outside reverie; only its memory is managed",
+        ),
+        (true, Some((true, message))) => DesiredCondition::true_(RUNTIME_READY, "Available", message.clone()),
+        (true, Some((false, message))) => DesiredCondition::false_(RUNTIME_READY, "RollingOut", message.clone()),
+        (true, None) => DesiredCondition::false_(
+            RUNTIME_READY,
+            "WaitingForMemory",
+            "the Deployment starts once the memory is ready",
+        ),
+    }
+}
+
+/// The status an agent should have: `Accepted` (the spec on its own), `MemoryReady`,
+/// `RuntimeReady`, and `Ready` (all of it, and every agent it refers to exists).
+pub(crate) fn desired_status(
     agent: &Agent,
     spec_problems: &[Problem],
     reference_problems: &[Problem],
+    memory: &MemoryState,
+    runtime: Option<&(bool, String)>,
     now: &Time,
 ) -> AgentStatus {
     let current = agent.status.clone().unwrap_or_default();
-    let wanted = acceptance_conditions(
+    let mut wanted = acceptance_conditions(
         spec_problems,
         reference_problems,
         "the agent spec is valid",
-        "the agent is reconciled",
+        "the agent's memory and runtime are ready",
     );
+    let memory_condition = memory_condition(memory);
+    let runtime_condition = runtime_condition(agent, runtime);
+    if let Some(ready) = wanted.iter_mut().find(|c| c.type_ == READY)
+        && ready.status
+    {
+        for part in [&memory_condition, &runtime_condition] {
+            if !part.status {
+                *ready = DesiredCondition::false_(READY, part.reason.clone(), part.message.clone());
+                break;
+            }
+        }
+    }
+    wanted.push(memory_condition);
+    wanted.push(runtime_condition);
+    let info = match memory {
+        MemoryState::Ready(info) => Some(info),
+        MemoryState::Applying { current, .. } | MemoryState::Failed { current, .. } => current.as_ref(),
+        MemoryState::Skipped => None,
+    };
+    let memory_status = match info {
+        Some(info) => Some(MemoryStatus {
+            revision: info.revision,
+            digest: info.digest.clone(),
+            tokens: info.tokens,
+            bytes: info.bytes,
+            entries: info.entries,
+            updated: match &current.memory {
+                Some(previous) if previous.revision == info.revision => previous.updated.clone(),
+                _ => Some(now.clone()),
+            },
+        }),
+        None => current.memory.clone(),
+    };
     AgentStatus {
         observed_generation: agent.metadata.generation,
         conditions: conditions::merge_conditions(&current.conditions, &wanted, agent.metadata.generation, now),
+        memory: memory_status,
         ..current
+    }
+}
+
+/// Records an event when a new memory revision appears or the memory fails.
+async fn report_memory_change(
+    ctx: &Context,
+    agent: &Agent,
+    before: Option<&AgentStatus>,
+    after: &AgentStatus,
+    memory: &MemoryState,
+) {
+    let previous = before.and_then(|s| s.memory.as_ref()).map(|m| m.revision);
+    match (memory, &after.memory) {
+        (MemoryState::Ready(_), Some(now)) if previous != Some(now.revision) => {
+            let note = format!(
+                "memory revision {} written ({}, ~{} tokens)",
+                now.revision, now.digest, now.tokens
+            );
+            publish_event(ctx, agent, EventType::Normal, "MemoryRevision", "WriteMemory", note).await;
+        }
+        (MemoryState::Failed { error, .. }, _) => {
+            let unchanged = before
+                .and_then(|s| conditions::find(&s.conditions, MEMORY_READY))
+                .is_some_and(|c| c.reason == error.reason() && c.message == error.to_string());
+            if !unchanged {
+                publish_event(
+                    ctx,
+                    agent,
+                    EventType::Warning,
+                    error.reason(),
+                    "WriteMemory",
+                    error.to_string(),
+                )
+                .await;
+            }
+        }
+        _ => {}
     }
 }
 

@@ -32,12 +32,17 @@ impl Clock for FixedClock {
     }
 }
 
+/// The image of reverie's own Jobs (memory apply, dream passes) unless configured.
+pub const DEFAULT_IMAGE: &str = concat!("ghcr.io/reverie-dev/reverie:", env!("CARGO_PKG_VERSION"));
+
 /// Shared state of the controllers.
 pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
+    /// Image for the Jobs the operator creates (it runs the same `reverie` binary).
+    pub image: String,
 }
 
 impl Context {
@@ -51,7 +56,14 @@ impl Context {
             client,
             metrics,
             clock,
+            image: DEFAULT_IMAGE.to_string(),
         }
+    }
+
+    /// Uses `image` for the Jobs the operator creates.
+    pub fn with_image(mut self, image: impl Into<String>) -> Self {
+        self.image = image.into();
+        self
     }
 
     /// Now as a Kubernetes timestamp, truncated to whole seconds: `metav1.Time` is stored with

@@ -5,6 +5,7 @@
 //! changed). Invalid specs are reported as conditions and events, never as reconcile errors.
 
 pub mod agent;
+pub mod agent_runtime;
 mod context;
 pub mod dream_schedule;
 mod error;
@@ -20,6 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
@@ -28,7 +32,7 @@ use kube::runtime::{Controller, reflector::Store};
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::watch;
 
-pub use context::{Clock, Context, FixedClock, SystemClock};
+pub use context::{Clock, Context, DEFAULT_IMAGE, FixedClock, SystemClock};
 pub use error::{Error, Result};
 
 use crate::api::{Agent, DreamSchedule, MemoryProposal};
@@ -150,7 +154,21 @@ pub async fn run(
     let proposals = Api::<MemoryProposal>::all(client.clone());
     let config = watcher::Config::default().any_semantic();
 
-    let agent_controller = Controller::new(agents.clone(), config.clone()).graceful_shutdown_on(shutdown.clone());
+    // Owned objects carry the agent label; watching only those keeps the caches small.
+    let owned = watcher::Config::default()
+        .labels(crate::store::AGENT_LABEL)
+        .any_semantic();
+    let agent_controller = Controller::new(agents.clone(), config.clone())
+        .owns(Api::<ConfigMap>::all(client.clone()), owned.clone())
+        .owns(Api::<Deployment>::all(client.clone()), owned.clone())
+        .owns(Api::<Job>::all(client.clone()), owned)
+        // A proposal's phase changes the count of pending proposals of its agent.
+        .watches(proposals.clone(), config.clone(), |proposal: MemoryProposal| {
+            proposal
+                .namespace()
+                .map(|ns| ObjectRef::<Agent>::new(&proposal.spec.agent_ref.name).within(&ns))
+        })
+        .graceful_shutdown_on(shutdown.clone());
     let agent_store = agent_controller.store();
 
     // A schedule or proposal that names a missing agent becomes valid when the agent appears,

@@ -10,6 +10,37 @@ use super::{agent, dream_schedule, memory_proposal};
 use crate::api::{Agent, DreamSchedule, MemoryProposal};
 
 const AGENTS: &str = "/apis/reverie.dev/v1alpha1/namespaces/team/agents";
+const CONFIGMAPS: &str = "/api/v1/namespaces/team/configmaps";
+
+/// The agent's pending proposals are counted: none here.
+fn no_proposals() -> Expect {
+    Expect::get(
+        PROPOSALS,
+        json!({"apiVersion": "reverie.dev/v1alpha1", "kind": "MemoryProposalList", "metadata": {}, "items": []}),
+    )
+}
+
+/// The requests that write revision 1 of a new agent's memory: look at the current revision
+/// (absent), read it again to commit, create the immutable snapshot, apply the current
+/// ConfigMap, prune old snapshots.
+fn first_revision_script() -> Vec<Expect> {
+    vec![
+        no_proposals(),
+        Expect::not_found(format!("{CONFIGMAPS}/support-memory")),
+        Expect::not_found(format!("{CONFIGMAPS}/support-memory")),
+        Expect::new(Method::POST, CONFIGMAPS, http::StatusCode::CREATED, Value::Null),
+        Expect::new(
+            Method::PATCH,
+            format!("{CONFIGMAPS}/support-memory"),
+            http::StatusCode::OK,
+            Value::Null,
+        ),
+        Expect::get(
+            CONFIGMAPS,
+            json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {}, "items": []}),
+        ),
+    ]
+}
 const SCHEDULES: &str = "/apis/reverie.dev/v1alpha1/namespaces/team/dreamschedules";
 const PROPOSALS: &str = "/apis/reverie.dev/v1alpha1/namespaces/team/memoryproposals";
 
@@ -64,21 +95,40 @@ fn assert_status_patch(seen: &super::test_support::Seen, path: &str) {
 }
 
 #[tokio::test]
-async fn valid_agent_gets_accepted_and_ready_with_observed_generation() {
+async fn valid_agent_gets_its_first_memory_revision_and_is_ready() {
     let (ctx, handle) = test_context();
     let object = valid_agent();
-    let script = vec![
+    let mut script = first_revision_script();
+    script.extend([
+        Expect::event("team"),
         Expect::event("team"),
         Expect::patch_status(format!("{AGENTS}/support/status"), &object),
-    ];
+    ]);
     let (result, seen) = run_scripted(handle, script, agent::reconcile(Arc::new(object), ctx)).await;
     result.unwrap();
-    assert_eq!(seen[0].body["reason"], "Accepted");
-    assert_eq!(seen[0].body["type"], "Normal");
-    assert_status_patch(&seen[1], &format!("{AGENTS}/support/status"));
-    let patch = &seen[1].body;
+    // Revision 1 holds the instructions, as a snapshot and as the current memory.
+    let snapshot = &seen[3].body;
+    assert_eq!(snapshot["metadata"]["name"], "support-memory-r1");
+    assert_eq!(snapshot["immutable"], true);
+    assert_eq!(snapshot["metadata"]["ownerReferences"][0]["kind"], "Agent");
+    assert!(
+        snapshot["data"]["MEMORY.md"]
+            .as_str()
+            .unwrap()
+            .contains("Help customers.")
+    );
+    assert!(seen[4].query.contains("fieldManager=reverie"));
+    assert_eq!(seen[4].body["metadata"]["annotations"]["reverie.dev/revision"], "1");
+    assert_eq!(seen[6].body["reason"], "Accepted");
+    assert_eq!(seen[6].body["type"], "Normal");
+    assert_eq!(seen[7].body["reason"], "MemoryRevision");
+    assert_status_patch(&seen[8], &format!("{AGENTS}/support/status"));
+    let patch = &seen[8].body;
     assert_eq!(patch["status"]["observedGeneration"], 2);
+    assert_eq!(patch["status"]["memory"]["revision"], 1);
     assert_eq!(condition(patch, "Accepted")["status"], "True");
+    assert_eq!(condition(patch, "MemoryReady")["status"], "True");
+    assert_eq!(condition(patch, "RuntimeReady")["reason"], "NotManaged");
     assert_eq!(condition(patch, "Ready")["status"], "True");
     assert_eq!(condition(patch, "Ready")["lastTransitionTime"], "2026-11-20T12:00:00Z");
 }
@@ -87,20 +137,28 @@ async fn valid_agent_gets_accepted_and_ready_with_observed_generation() {
 async fn unchanged_agent_makes_no_write() {
     let (ctx, handle) = test_context();
     let object = valid_agent();
-    let script = vec![
+    let mut script = first_revision_script();
+    script.extend([
+        Expect::event("team"),
         Expect::event("team"),
         Expect::patch_status(format!("{AGENTS}/support/status"), &object),
-    ];
+    ]);
     let (_, seen) = run_scripted(handle, script, agent::reconcile(Arc::new(object), ctx)).await;
 
-    // The same agent, now carrying the status the first reconcile wrote.
+    // The same agent carrying the status the first reconcile wrote, with its memory as the
+    // first reconcile wrote it: the second reconcile only reads.
     let mut reconciled = agent_json(json!({"model": "claude", "instructions": "Help customers."}));
-    reconciled["status"] = seen[1].body["status"].clone();
+    reconciled["status"] = seen[8].body["status"].clone();
     let reconciled: Agent = serde_json::from_value(reconciled).unwrap();
+    let memory = seen[4].body.clone();
     let (ctx, handle) = test_context();
-    let (result, seen) = run_scripted(handle, vec![], agent::reconcile(Arc::new(reconciled), ctx)).await;
+    let script = vec![
+        no_proposals(),
+        Expect::get(format!("{CONFIGMAPS}/support-memory"), memory),
+    ];
+    let (result, seen) = run_scripted(handle, script, agent::reconcile(Arc::new(reconciled), ctx)).await;
     result.unwrap();
-    assert!(seen.is_empty());
+    assert!(seen.iter().all(|r| r.method == Method::GET), "{seen:?}");
 }
 
 #[tokio::test]
@@ -108,14 +166,17 @@ async fn invalid_agent_gets_a_condition_and_a_warning_that_say_why() {
     let (ctx, handle) = test_context();
     let bad = agent(json!({"model": "claude", "instructions": "x", "memory": {"protectedSections": ["Core Rules"]}}));
     let script = vec![
+        no_proposals(),
         Expect::event("team"),
         Expect::patch_status(format!("{AGENTS}/support/status"), &bad),
     ];
     let (result, seen) = run_scripted(handle, script, agent::reconcile(Arc::new(bad), ctx)).await;
     result.unwrap();
-    assert_eq!(seen[0].body["type"], "Warning");
-    assert_eq!(seen[0].body["reason"], "InvalidSectionName");
-    let accepted = condition(&seen[1].body, "Accepted");
+    // An invalid spec never touches the memory.
+    assert_eq!(seen[1].body["type"], "Warning");
+    assert_eq!(seen[1].body["reason"], "InvalidSectionName");
+    assert_eq!(condition(&seen[2].body, "MemoryReady")["reason"], "InvalidSpec");
+    let accepted = condition(&seen[2].body, "Accepted");
     assert_eq!(accepted["status"], "False");
     assert_eq!(accepted["reason"], "InvalidSectionName");
     assert!(
@@ -132,14 +193,16 @@ async fn missing_shared_agent_is_not_ready_but_accepted() {
     let sharing = agent(
         json!({"model": "m", "instructions": "x", "memory": {"shared": [{"agentRef": {"name": "team-memory"}}]}}),
     );
-    let script = vec![
-        Expect::not_found(format!("{AGENTS}/team-memory")),
+    let mut script = vec![Expect::not_found(format!("{AGENTS}/team-memory"))];
+    script.extend(first_revision_script());
+    script.extend([
+        Expect::event("team"),
         Expect::event("team"),
         Expect::patch_status(format!("{AGENTS}/support/status"), &sharing),
-    ];
+    ]);
     let (result, seen) = run_scripted(handle, script, agent::reconcile(Arc::new(sharing), ctx)).await;
     result.unwrap();
-    let patch = &seen[2].body;
+    let patch = &seen[9].body;
     assert_eq!(condition(patch, "Accepted")["status"], "True");
     assert_eq!(condition(patch, "Ready")["reason"], "SharedAgentNotFound");
     assert!(

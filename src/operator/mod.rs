@@ -34,6 +34,8 @@ pub struct OperatorOptions {
     pub lease_name: String,
     /// This replica's identity in the election; defaults to the pod name or host name.
     pub identity: Option<String>,
+    /// Image of the Jobs the operator creates (memory apply, dream passes).
+    pub image: String,
 }
 
 /// Why the operator could not start or had to stop. Each renders as one line.
@@ -210,7 +212,7 @@ pub async fn run(options: OperatorOptions) -> Result<(), OperatorError> {
         return Ok(());
     }
 
-    let ctx = Arc::new(Context::new(client, metrics.clone(), Arc::new(SystemClock)));
+    let ctx = Arc::new(Context::new(client, metrics.clone(), Arc::new(SystemClock)).with_image(options.image.clone()));
     let (synced_tx, mut synced_rx) = watch::channel(false);
     {
         let health = health.clone();
