@@ -3,6 +3,7 @@
 pub mod api;
 pub mod cli;
 pub mod controller;
+pub mod dream;
 pub mod memory;
 pub mod metrics;
 pub mod naming;

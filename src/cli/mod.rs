@@ -1,5 +1,6 @@
 //! Command-line interface of the `reverie` binary.
 
+pub mod dream;
 pub mod kubectl_dream;
 
 use std::net::SocketAddr;
@@ -28,9 +29,22 @@ pub enum Command {
     Operator(OperatorArgs),
     /// Print the CustomResourceDefinitions generated from the Rust types.
     Crds(CrdsArgs),
+    /// Run one dream pass over session transcripts and print the proposal (no cluster needed).
+    Dream(Box<dream::DreamArgs>),
     /// Work on an agent's memory.
     #[command(subcommand)]
     Memory(MemoryCommand),
+    /// Developer tools: synthetic transcripts and the dream quality report.
+    #[command(subcommand)]
+    Dev(DevCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Write a synthetic transcript corpus with planted patterns and its ground truth.
+    GenSessions(dream::GenSessionsArgs),
+    /// Score a dream pass against a planted corpus (recall, false lessons, evidence counts).
+    Quality(dream::QualityArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +103,12 @@ pub type CliResult = Result<(), String>;
 pub fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Crds(args) => print_crds(&args),
+        Command::Dream(args) => {
+            telemetry::init(cli.log_format, "warn");
+            dream::run(&args)
+        }
+        Command::Dev(DevCommand::GenSessions(args)) => dream::gen_sessions(&args),
+        Command::Dev(DevCommand::Quality(args)) => dream::quality(&args),
         Command::Memory(MemoryCommand::Apply(args)) => {
             telemetry::init(cli.log_format, "info");
             memory_apply(&args)

@@ -83,7 +83,8 @@ pub fn merged_into(id: &str) -> String {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ApplyError {
     #[error(
-        "changes[{index}] ({op} {id}): section {section} is protected, so dreaming may not add to, change or prune it; drop this change, or (for a section other than core) remove {section} from spec.memory.protectedSections"
+        "changes[{index}] ({op} {id}): section {section} is protected, so dreaming may not add to, change or prune it; drop this change{}",
+        protected_hint(section)
     )]
     Protected {
         index: usize,
@@ -127,6 +128,14 @@ pub enum ApplyError {
         id: String,
         reason: String,
     },
+}
+
+fn protected_hint(section: &str) -> String {
+    if section == super::document::CORE {
+        " (core holds the Agent's spec.instructions, which only the operator writes)".to_string()
+    } else {
+        format!(", or remove {section} from the Agent's spec.memory.protectedSections")
+    }
 }
 
 fn archived_hint(archived: bool) -> &'static str {
@@ -650,7 +659,7 @@ mod tests {
         let err = error_of(&[archive("pref-1"), archive("core-instructions")]);
         assert_eq!(
             err.to_string(),
-            "changes[1] (Archive core-instructions): section core is protected, so dreaming may not add to, change or prune it; drop this change, or (for a section other than core) remove core from spec.memory.protectedSections"
+            "changes[1] (Archive core-instructions): section core is protected, so dreaming may not add to, change or prune it; drop this change (core holds the Agent's spec.instructions, which only the operator writes)"
         );
         let add = Change::Add {
             section: "safety".into(),

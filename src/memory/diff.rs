@@ -47,7 +47,7 @@ pub enum DiffError {
     #[error("entry {id} differs inside protected section {section}; only the operator changes protected sections")]
     Protected { id: String, section: String },
     #[error(
-        "pinned entry {id} differs in more than its evidence, or an entry's pin differs; only a reviewer pins or unpins"
+        "entry {id} is or becomes pinned and differs in more than its evidence; only a reviewer pins, unpins or edits a pinned entry"
     )]
     Pinned { id: String },
     #[error("entry {id} is gone; changes never delete entries (they archive them), only archive pruning does")]
@@ -60,8 +60,8 @@ pub enum DiffError {
 /// [`super::from_yaml`] and [`super::apply`] return them) that differ only in what changes can
 /// express, `apply(a, &diff(a, b)?) == Ok(b)` exactly.
 ///
-/// Each entry gets at most one change of each kind, and the list is ordered by kind so that it
-/// always applies (no rule links two entries, so only each entry's own steps need ordering):
+/// The list is ordered by kind so that it always applies (no rule of `apply` links two entries,
+/// so only each entry's own steps need ordering):
 /// Archives of replaced entries, then Adds (new entries, restored archived ones), then Moves,
 /// then Updates and Reinforces, then Archives — each group in `b`'s canonical order.
 ///
@@ -410,15 +410,15 @@ mod tests {
             ),
             (
                 edited(|doc| live(doc, "lesson-2").text = "x".into()),
-                "pinned entry lesson-2 differs in more than its evidence, or an entry's pin differs; only a reviewer pins or unpins",
+                "entry lesson-2 is or becomes pinned and differs in more than its evidence; only a reviewer pins, unpins or edits a pinned entry",
             ),
             (
                 edited(|doc| live(doc, "lesson-1").pinned = true),
-                "pinned entry lesson-1 differs in more than its evidence, or an entry's pin differs; only a reviewer pins or unpins",
+                "entry lesson-1 is or becomes pinned and differs in more than its evidence; only a reviewer pins, unpins or edits a pinned entry",
             ),
             (
                 edited(|doc| archive_entry(doc, "lesson-2", "stale")),
-                "pinned entry lesson-2 differs in more than its evidence, or an entry's pin differs; only a reviewer pins or unpins",
+                "entry lesson-2 is or becomes pinned and differs in more than its evidence; only a reviewer pins, unpins or edits a pinned entry",
             ),
             (
                 edited(|doc| {

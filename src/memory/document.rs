@@ -18,7 +18,7 @@ pub const STANDARD_SECTIONS: [&str; 5] = [CORE, "lessons", "preferences", "workf
 pub const MAX_EXAMPLE_SESSIONS: usize = 5;
 
 /// An agent's curated memory.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MemoryDocument {
     /// Format version of this document.
@@ -37,6 +37,18 @@ pub struct MemoryDocument {
 
 fn format_version() -> u32 {
     1
+}
+
+impl Default for MemoryDocument {
+    /// An empty memory, in the current format.
+    fn default() -> Self {
+        Self {
+            version: format_version(),
+            protected: Vec::new(),
+            sections: Vec::new(),
+            archive: Vec::new(),
+        }
+    }
 }
 
 /// A named group of entries, rendered as one heading of `MEMORY.md`.

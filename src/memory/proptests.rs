@@ -500,7 +500,7 @@ fn touching(base: &MemoryDocument, id: &str, at: Timestamp) -> Option<Change> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    #![proptest_config(ProptestConfig::with_cases(128))]
 
     #[test]
     fn diff_then_apply_reaches_the_target((a, intents) in (arb_doc(), arb_intents())) {

@@ -78,6 +78,9 @@ impl fmt::Display for Conflict {
 /// change writes into a section that became protected. Otherwise it returns every conflict, in
 /// change order, so the reviewer sees them all at once.
 ///
+/// A change that was invalid against `base` already (say, an Add of an id that existed there
+/// and still does) is not a conflict: `apply` refuses it with its usual error.
+///
 /// Since every rule of [`super::apply`] depends only on the touched entries and on which
 /// sections are protected, changes that applied to `base` and rebase cleanly also apply to
 /// `current`, with the same effect on the entries they touch.

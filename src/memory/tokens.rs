@@ -138,7 +138,10 @@ impl Scanner<'_> {
     #[inline]
     fn skip(&mut self, in_run: impl Fn(Class) -> bool) -> &[u8] {
         let rest = &self.bytes[self.at..];
-        let len = rest.iter().position(|&b| !in_run(CLASSES[b as usize])).unwrap_or(rest.len());
+        let len = rest
+            .iter()
+            .position(|&b| !in_run(CLASSES[b as usize]))
+            .unwrap_or(rest.len());
         self.at += len;
         &rest[..len]
     }
@@ -150,7 +153,10 @@ impl Scanner<'_> {
             (run.len() as u32, 0)
         } else {
             let lead = run.iter().filter(|&&b| CLASSES[b as usize] == Class::NonAscii).count() as u32;
-            let continuation = run.iter().filter(|&&b| CLASSES[b as usize] == Class::Continuation).count() as u32;
+            let continuation = run
+                .iter()
+                .filter(|&&b| CLASSES[b as usize] == Class::Continuation)
+                .count() as u32;
             (run.len() as u32 - continuation, lead)
         };
         let weights = self.weights;
@@ -432,14 +438,15 @@ mod tests {
         assert!(mean.abs() <= 0.02, "the estimate is biased: mean error {mean:+.4}");
     }
 
-    /// Memories generated with another seed and every style mixed: text the weights were not
-    /// fitted on.
+    /// Memories of every style generated with another seed: text the weights were not fitted
+    /// on.
     #[test]
     fn estimate_holds_on_text_it_was_not_fitted_on() {
         let mut rng = Rng(0xD1CE);
-        for entries in [40, 120] {
-            let doc = memory_markdown(&mut rng, STYLES.len() - 1, entries);
+        for style in 0..STYLES.len() {
+            let doc = memory_markdown(&mut rng, style, 40);
             let error = relative_error(&doc);
+            println!("held-out memory of style {style}: error {error:+.4}");
             assert!(error.abs() <= 0.05, "relative error {error:.4} on a held-out memory");
         }
     }

@@ -1,0 +1,331 @@
+//! `reverie dream` (one pass, no cluster needed) and `reverie dev` (synthetic corpora and the
+//! quality report).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::ValueEnum;
+use jiff::Timestamp;
+
+use crate::api::duration;
+use crate::dream::model::DreamSettings;
+use crate::dream::pass::{self, PassInput, PassOutcome};
+use crate::dream::reflector::anthropic::AnthropicReflector;
+use crate::dream::reflector::builtin::BuiltinReflector;
+use crate::dream::reflector::openai::OpenAiReflector;
+use crate::dream::reflector::{ApiKey, ModelConfig, Reflector};
+use crate::dream::report::Report;
+use crate::dream::synth;
+use crate::memory::{self, MemoryDocument};
+
+/// Which reflector turns candidates into lessons.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReflectorKind {
+    Builtin,
+    Anthropic,
+    #[value(name = "openai")]
+    OpenAi,
+}
+
+/// Output format of `reverie dream`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DreamOutput {
+    Text,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DreamArgs {
+    /// Directory of session transcripts (`*.jsonl`, `*.jsonl.gz`, nested folders).
+    #[arg(long)]
+    pub sessions: PathBuf,
+    /// The current memory (`memory.yaml`); without it the pass starts from an empty memory.
+    #[arg(long)]
+    pub memory: Option<PathBuf>,
+    /// Agent name used in the rendered memory.
+    #[arg(long, default_value = "agent")]
+    pub agent: String,
+    /// A lesson needs at least this many distinct sessions.
+    #[arg(long, default_value_t = 3)]
+    pub min_evidence: u32,
+    /// Budget of the loaded memory, in estimated tokens.
+    #[arg(long, default_value_t = 16_000)]
+    pub max_tokens: u32,
+    /// Review the N most recent sessions.
+    #[arg(long, default_value_t = 50)]
+    pub lookback: usize,
+    /// Ignore sessions older than this (e.g. 14d).
+    #[arg(long)]
+    pub max_age: Option<String>,
+    /// Only sessions with this label (`key=value`, or `key` for present); repeatable.
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Archive entries not reinforced for this long.
+    #[arg(long, default_value = "30d")]
+    pub stale_after: String,
+    #[arg(long, value_enum, default_value = "builtin")]
+    pub reflector: ReflectorKind,
+    /// Model for the anthropic / openai reflectors.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Endpoint base URL for the anthropic / openai reflectors.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Environment variable holding the API key (default ANTHROPIC_API_KEY / OPENAI_API_KEY).
+    #[arg(long)]
+    pub api_key_env: Option<String>,
+    /// Extra steering for a model reflector.
+    #[arg(long)]
+    pub instructions: Option<String>,
+    #[arg(long, short = 'o', value_enum, default_value = "text")]
+    pub output: DreamOutput,
+    /// Write the memory the proposal would produce (memory.yaml) to this file.
+    #[arg(long)]
+    pub write: Option<PathBuf>,
+    /// The instant the pass runs at (RFC 3339); default: the newest session's start, so the
+    /// same transcripts always give the same output.
+    #[arg(long)]
+    pub now: Option<String>,
+}
+
+/// What a dream command failed on, as the one line shown to the user.
+type CliResult = Result<(), String>;
+
+/// Builds a model reflector from its settings.
+type BuildReflector = fn(ModelConfig) -> Result<Box<dyn Reflector>, String>;
+
+fn load_memory(path: Option<&Path>) -> Result<MemoryDocument, String> {
+    let Some(path) = path else {
+        return Ok(MemoryDocument::default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    memory::from_yaml(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn label_selector(labels: &[String]) -> Vec<(String, Option<String>)> {
+    labels
+        .iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) => (k.to_string(), Some(v.to_string())),
+            None => (l.clone(), None),
+        })
+        .collect()
+}
+
+fn settings(args: &DreamArgs, now: Timestamp) -> Result<DreamSettings, String> {
+    Ok(DreamSettings {
+        lookback_sessions: args.lookback.max(1),
+        max_age: args
+            .max_age
+            .as_deref()
+            .map(duration::parse)
+            .transpose()
+            .map_err(|e| format!("--max-age: {e}"))?,
+        label_selector: label_selector(&args.labels),
+        min_evidence: args.min_evidence.max(1),
+        max_tokens: args.max_tokens,
+        stale_after: duration::parse(&args.stale_after).map_err(|e| format!("--stale-after: {e}"))?,
+        now,
+    })
+}
+
+/// Builds the reflector the flags ask for (the API key from the environment).
+fn reflector(args: &DreamArgs) -> Result<Box<dyn Reflector>, String> {
+    let (default_env, build): (&str, BuildReflector) = match args.reflector {
+        ReflectorKind::Builtin => return Ok(Box::new(BuiltinReflector)),
+        ReflectorKind::Anthropic => ("ANTHROPIC_API_KEY", |c| {
+            AnthropicReflector::new(c)
+                .map(|r| Box::new(r) as Box<dyn Reflector>)
+                .map_err(|e| e.to_string())
+        }),
+        ReflectorKind::OpenAi => ("OPENAI_API_KEY", |c| {
+            OpenAiReflector::new(c)
+                .map(|r| Box::new(r) as Box<dyn Reflector>)
+                .map_err(|e| e.to_string())
+        }),
+    };
+    let model = args
+        .model
+        .clone()
+        .ok_or("--model is required with the anthropic and openai reflectors")?;
+    let mut config = ModelConfig::new(model);
+    config.endpoint = args.endpoint.clone();
+    let env = args.api_key_env.as_deref().unwrap_or(default_env);
+    config.api_key = std::env::var(env).ok().and_then(ApiKey::new);
+    build(config)
+}
+
+/// Runs `reverie dream`.
+pub fn run(args: &DreamArgs) -> CliResult {
+    let memory = load_memory(args.memory.as_deref())?;
+    let now = match &args.now {
+        Some(now) => now.parse::<Timestamp>().map_err(|e| format!("--now {now:?}: {e}"))?,
+        None => Timestamp::now(),
+    };
+    let settings = settings(args, now)?;
+    let reflector = reflector(args)?;
+    let progress = std::io::stderr().is_terminal();
+    if progress {
+        eprintln!(
+            "dreaming over {} with the {} reflector…",
+            args.sessions.display(),
+            reflector.name()
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let outcome = runtime
+        .block_on(pass::run(PassInput {
+            agent: &args.agent,
+            sessions_root: &args.sessions,
+            memory: &memory,
+            settings: &settings,
+            reflector: reflector.as_ref(),
+            instructions: args.instructions.as_deref(),
+            as_of_newest_session: args.now.is_none(),
+        }))
+        .map_err(|e| e.to_string())?;
+    let report = Report::new(&args.agent, &outcome, &memory);
+    let printed = match args.output {
+        DreamOutput::Text => report.to_text(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()),
+        DreamOutput::Json => serde_json::to_string_pretty(&report).map_err(|e| e.to_string())? + "\n",
+        DreamOutput::Yaml => serde_yaml::to_string(&report).map_err(|e| e.to_string())?,
+    };
+    print!("{printed}");
+    if progress {
+        let stats = match &outcome {
+            PassOutcome::NoSessions(stats) | PassOutcome::NothingToPropose { stats, .. } => stats,
+            PassOutcome::Proposal(p) => &p.stats,
+        };
+        eprintln!(
+            "done in {} ms ({} MB read)",
+            stats.duration_ms,
+            stats.bytes_read / 1_000_000
+        );
+    }
+    if let Some(path) = &args.write {
+        let result = match &outcome {
+            PassOutcome::Proposal(proposal) => &proposal.result,
+            _ => &memory,
+        };
+        std::fs::write(path, memory::to_yaml(result)).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GenSessionsArgs {
+    /// Where to write the transcripts (and ground-truth.json).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 200)]
+    pub sessions: usize,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Plain volume for benchmarks: no planted patterns, just realistic traffic.
+    #[arg(long)]
+    pub volume: bool,
+}
+
+/// Runs `reverie dev gen-sessions`.
+pub fn gen_sessions(args: &GenSessionsArgs) -> CliResult {
+    let config = if args.volume {
+        synth::SynthConfig::volume(args.seed, args.sessions)
+    } else {
+        synth::SynthConfig {
+            seed: args.seed,
+            sessions: args.sessions,
+            ..synth::SynthConfig::default()
+        }
+    };
+    let truth = synth::generate(&config, &args.out).map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
+    eprintln!(
+        "wrote {} sessions with {} planted patterns to {}",
+        args.sessions,
+        truth.patterns.len(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct QualityArgs {
+    /// A corpus made by `gen-sessions` (holds ground-truth.json); default: generate one.
+    #[arg(long)]
+    pub sessions: Option<PathBuf>,
+    #[arg(long, default_value_t = 3)]
+    pub min_evidence: u32,
+    /// Sessions in the generated corpus (all of them are reviewed).
+    #[arg(long, default_value_t = 200)]
+    pub corpus: usize,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+/// Runs `reverie dev quality`: a pass over a planted corpus with the builtin reflector, scored
+/// against the ground truth. Exits non-zero when a target is missed.
+pub fn quality(args: &QualityArgs) -> CliResult {
+    let generated;
+    let dir = match &args.sessions {
+        Some(dir) => dir.clone(),
+        None => {
+            generated = std::env::temp_dir().join(format!("reverie-quality-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&generated);
+            let config = synth::SynthConfig {
+                seed: args.seed,
+                sessions: args.corpus,
+                min_evidence: args.min_evidence,
+                ..synth::SynthConfig::default()
+            };
+            synth::generate(&config, &generated).map_err(|e| e.to_string())?;
+            generated.clone()
+        }
+    };
+    let truth = synth::GroundTruth::load(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let settings = DreamSettings {
+        lookback_sessions: usize::MAX,
+        max_age: None,
+        label_selector: Vec::new(),
+        min_evidence: args.min_evidence,
+        max_tokens: 1_000_000,
+        stale_after: Duration::from_secs(3650 * 86_400),
+        now: Timestamp::now(),
+    };
+    let memory = MemoryDocument::default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let outcome = runtime
+        .block_on(pass::run(PassInput {
+            agent: "agent",
+            sessions_root: &dir,
+            memory: &memory,
+            settings: &settings,
+            reflector: &BuiltinReflector,
+            instructions: None,
+            as_of_newest_session: true,
+        }))
+        .map_err(|e| e.to_string())?;
+    let (candidates, lessons) = match &outcome {
+        PassOutcome::Proposal(p) => (p.candidates.clone(), p.lessons.clone()),
+        _ => (Vec::new(), Vec::new()),
+    };
+    let report = synth::score(&truth, &candidates, &lessons, args.min_evidence);
+    println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+    if args.sessions.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if report.passes_targets() {
+        Ok(())
+    } else {
+        Err(format!(
+            "quality targets missed: recall {:.3} (≥ 0.95), {} lessons below minEvidence, {} injected, max count error {}",
+            report.recall, report.below_threshold_lessons, report.injected_lessons, report.max_count_error
+        ))
+    }
+}

@@ -1,0 +1,158 @@
+//! `reverie dream` with no cluster: the embedded default anyone can try on a laptop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn reverie(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_reverie"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("reverie runs")
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sessions")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("reverie-dream-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn json(output: &Output) -> Value {
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("JSON on stdout")
+}
+
+#[test]
+fn the_example_sessions_give_an_evidence_backed_proposal() {
+    let examples = examples();
+    let report = json(&reverie(&[
+        "dream",
+        "--sessions",
+        examples.to_str().unwrap(),
+        "--output",
+        "json",
+        "--agent",
+        "support-bot",
+    ]));
+    assert_eq!(report["result"], "Proposal");
+    assert!(report["summary"].as_str().unwrap().starts_with("Reviewed "));
+    assert!(report["stats"]["sessionsReviewed"].as_u64().unwrap() >= 20);
+    let changes = report["changes"].as_array().unwrap();
+    assert!(!changes.is_empty());
+    for change in changes {
+        assert!(["Add", "Update", "Archive", "Merge", "Move", "Reinforce"].contains(&change["op"].as_str().unwrap()));
+        assert!(!change["section"].as_str().unwrap().is_empty());
+        assert!(!change["text"].as_str().unwrap().is_empty());
+        let count = change["evidence"]["count"].as_u64().unwrap();
+        assert!(count >= 3, "a change below minEvidence: {change}");
+        assert!(!change["evidence"]["sessions"].as_array().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn the_same_input_prints_the_same_bytes() {
+    let examples = examples();
+    for output in ["text", "json", "yaml"] {
+        let args = ["dream", "--sessions", examples.to_str().unwrap(), "--output", output];
+        let first = reverie(&args);
+        let second = reverie(&args);
+        assert!(first.status.success());
+        assert_eq!(first.stdout, second.stdout, "{output} output differs between runs");
+    }
+}
+
+#[test]
+fn writing_the_memory_then_dreaming_again_reinforces_instead_of_adding() {
+    let dir = temp_dir("write");
+    let memory = dir.join("memory.yaml");
+    let examples = examples();
+    let first = json(&reverie(&[
+        "dream",
+        "--sessions",
+        examples.to_str().unwrap(),
+        "--output",
+        "json",
+        "--write",
+        memory.to_str().unwrap(),
+    ]));
+    let added = first["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["op"] == "Add")
+        .count();
+    assert!(added > 0);
+    let text = std::fs::read_to_string(&memory).unwrap();
+    let doc = reverie::memory::from_yaml(&text).expect("--write writes a valid memory.yaml");
+    assert_eq!(doc.entry_count(), added);
+
+    let second = json(&reverie(&[
+        "dream",
+        "--sessions",
+        examples.to_str().unwrap(),
+        "--output",
+        "json",
+        "--memory",
+        memory.to_str().unwrap(),
+    ]));
+    let ops: Vec<&str> = second["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["op"].as_str().unwrap())
+        .collect();
+    assert!(
+        !ops.contains(&"Add"),
+        "the same patterns must reinforce, not be added twice: {ops:?}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_empty_directory_says_there_are_no_sessions() {
+    let dir = temp_dir("empty");
+    let report = json(&reverie(&[
+        "dream",
+        "--sessions",
+        dir.to_str().unwrap(),
+        "--output",
+        "json",
+    ]));
+    assert_eq!(report["result"], "NoSessions");
+    assert!(report["changes"].as_array().unwrap().is_empty());
+    let text = reverie(&["dream", "--sessions", dir.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("No sessions to review"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_missing_directory_is_one_clear_error() {
+    let output = reverie(&["dream", "--sessions", "/nonexistent/reverie/sessions"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("/nonexistent/reverie/sessions"), "{stderr}");
+}
+
+#[test]
+fn the_planted_corpus_meets_the_quality_targets() {
+    let output = reverie(&["dev", "quality", "--corpus", "300", "--seed", "11"]);
+    let report: Value = serde_json::from_slice(&output.stdout).expect("quality report on stdout");
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        serde_json::to_string_pretty(&report).unwrap()
+    );
+    assert!(report["recall"].as_f64().unwrap() >= 0.95);
+    assert_eq!(report["belowThresholdLessons"], 0);
+    assert_eq!(report["injectedLessons"], 0);
+    assert_eq!(report["maxCountError"], 0);
+}
