@@ -386,7 +386,10 @@ fn session_reading(c: &mut Criterion) {
     peak.report("session_reading/stream_count");
 
     // Extraction (the signal miner) goes here, e.g.:
-    // bench_visitor(&mut group, "extract", &selection, || reverie::dream::signals::Miner::new(2));
+    // Extraction: the full signal miner over the same sessions.
+    bench_visitor(&mut group, "extract", &selection, || {
+        reverie::dream::signals::Miner::new(3)
+    });
     group.finish();
 
     let mut group = c.benchmark_group("session_discovery");
@@ -399,28 +402,94 @@ fn session_reading(c: &mut Criterion) {
     group.finish();
 }
 
-/// Peak resident memory of a stretch of the bench (Linux: `VmHWM`, reset via `clear_refs`).
-struct PeakMemory(bool);
+/// Peak resident memory of a stretch of the bench (Linux: `VmHWM`, reset via `clear_refs`), next
+/// to the resident memory at its start: the difference is what that stretch added on top of the
+/// corpus listing and the selection, which grow with the number of sessions, not their size.
+struct PeakMemory {
+    reset: bool,
+    before_kb: Option<u64>,
+}
 
 impl PeakMemory {
     fn reset() -> Self {
-        Self(fs::write("/proc/self/clear_refs", "5").is_ok())
+        let reset = fs::write("/proc/self/clear_refs", "5").is_ok();
+        Self {
+            reset,
+            before_kb: status_kb("VmRSS:"),
+        }
     }
 
     fn report(&self, what: &str) {
-        let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .map(|v| v.trim().to_string())
-                .unwrap_or_else(|| "?".into())
-        };
-        if self.0 {
-            eprintln!("{what}: peak RSS {} (current {})", field("VmHWM:"), field("VmRSS:"));
+        if let (true, Some(before), Some(peak)) = (self.reset, self.before_kb, status_kb("VmHWM:")) {
+            eprintln!(
+                "{what}: peak RSS {peak} kB, {before} kB before it: +{} kB",
+                peak.saturating_sub(before)
+            );
         }
     }
 }
 
-criterion_group!(benches, session_reading);
+/// A `kB` field of `/proc/self/status`.
+fn status_kb(field: &str) -> Option<u64> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix(field))?;
+    line.trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+/// A memory of about `tokens` estimated tokens: lessons with evidence, spread over a year.
+fn large_memory(tokens: usize) -> reverie::memory::MemoryDocument {
+    use reverie::memory::document::{Entry, EntryKind, Evidence};
+    let start: Timestamp = "2025-11-20T00:00:00Z".parse().unwrap();
+    let mut doc =
+        reverie::memory::MemoryDocument::with_instructions("Help customers with billing questions.", &[], start);
+    let mut rng = Rng(7);
+    let mut i = 0u64;
+    while reverie::memory::tokens::loaded_tokens("bench", &doc) < tokens {
+        for _ in 0..200 {
+            let created = start + SignedDuration::from_hours(rng.below(24 * 360) as i64);
+            let section = ["lessons", "preferences", "workflows", "facts"][rng.below(4)];
+            doc.section_mut(section).entries.push(Entry {
+                id: format!("entry-{i}"),
+                text: sentences(&mut rng, &ASSISTANT_SENTENCES, 1, 2),
+                kind: EntryKind::Lesson,
+                evidence: Evidence {
+                    count: 1 + rng.below(20) as u32,
+                    first_seen: Some(created),
+                    last_seen: Some(created),
+                    sessions: vec![format!("s-{i}")],
+                },
+                provenance: None,
+                created,
+                reinforced: Some(created),
+                pinned: false,
+            });
+            i += 1;
+        }
+    }
+    doc.normalize();
+    doc
+}
+
+/// Compaction of a 180k-token memory to a 50k-token budget (curation with no new lessons).
+fn compaction(c: &mut Criterion) {
+    let memory = large_memory(180_000);
+    let settings = DreamSettings {
+        max_tokens: 50_000,
+        stale_after: std::time::Duration::from_secs(10 * 365 * 86_400),
+        now: "2026-11-20T00:00:00Z".parse().unwrap(),
+        ..settings()
+    };
+    let mut group = c.benchmark_group("compaction");
+    group.sample_size(10);
+    group.bench_function("180k_to_50k_tokens", |b| {
+        b.iter(|| {
+            let curated = reverie::dream::curate::curate("bench", &memory, &[], &[], &settings).unwrap();
+            assert!(curated.tokens_after <= 50_000);
+            curated.compacted
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, session_reading, compaction);
 criterion_main!(benches);

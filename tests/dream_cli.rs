@@ -156,3 +156,35 @@ fn the_planted_corpus_meets_the_quality_targets() {
     assert_eq!(report["injectedLessons"], 0);
     assert_eq!(report["maxCountError"], 0);
 }
+
+#[test]
+fn a_session_stored_twice_counts_once() {
+    let dir = temp_dir("duplicates");
+    let session = |id: &str| {
+        format!(
+            "{{\"type\":\"session\",\"id\":\"{id}\",\"started\":\"2026-11-0{}T10:00:00Z\"}}\n{{\"type\":\"tool_result\",\"name\":\"lookup\",\"ok\":false,\"error\":\"account 1 not found\"}}\n",
+            id.len() % 9 + 1
+        )
+    };
+    for id in ["s-1", "s-2", "s-3"] {
+        std::fs::write(dir.join(format!("{id}.jsonl")), session(id)).unwrap();
+    }
+    // The same session again under another name: three sessions, not four.
+    std::fs::write(dir.join("copy-of-s-1.jsonl"), session("s-1")).unwrap();
+    let report = json(&reverie(&[
+        "dream",
+        "--sessions",
+        dir.to_str().unwrap(),
+        "--output",
+        "json",
+        "--min-evidence",
+        "3",
+    ]));
+    assert_eq!(report["changes"][0]["evidence"]["count"], 3);
+    assert!(
+        report["stats"]["filesSkipped"]
+            .to_string()
+            .contains("duplicate of session s-1")
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -117,6 +117,22 @@ pub enum PassError {
     Curation(#[from] ApplyError),
 }
 
+/// Keeps one file per session id (the earliest selected): evidence counts distinct sessions,
+/// and a session stored twice (say `s-1.jsonl` and `s-1.jsonl.gz`) must count once.
+fn drop_duplicate_ids(sessions: &mut Vec<super::model::SessionMeta>, read: &mut ReadStats) {
+    let mut seen = std::collections::HashSet::new();
+    sessions.retain(|session| {
+        let first = seen.insert(session.id.clone());
+        if !first {
+            read.files_skipped.push(super::model::SkippedFile {
+                path: session.path.display().to_string(),
+                reason: format!("duplicate of session {}: counted once", session.id),
+            });
+        }
+        first
+    });
+}
+
 /// Tokens curation could free by archiving: every loaded entry not pinned or protected.
 fn freeable_tokens(memory: &MemoryDocument) -> u32 {
     let tokens: usize = memory
@@ -134,8 +150,9 @@ pub async fn run(input: PassInput<'_>) -> Result<PassOutcome, PassError> {
         reflector: input.reflector.name().to_string(),
         ..PassStats::default()
     };
-    let selection = discover(input.sessions_root, input.settings)?;
+    let mut selection = discover(input.sessions_root, input.settings)?;
     let mut read = selection.stats.clone();
+    drop_duplicate_ids(&mut selection.sessions, &mut read);
     if selection.sessions.is_empty() {
         stats.read(&read);
         stats.duration_ms = started.elapsed().as_millis() as u64;

@@ -60,9 +60,10 @@ pub enum SessionsError {
 /// reason a file reached by two paths is taken once (by device and inode).
 ///
 /// Each `*.jsonl` / `*.jsonl.gz` file contributes its first non-blank line only; see
-/// [`SessionMeta`] for the fallbacks. Then the lookback of `settings`: sessions older than
-/// `max_age` (before `now - max_age`) are dropped, the label selector must match, and the
-/// `lookback_sessions` most recent remain.
+/// [`SessionMeta`] for the fallbacks. The lookback of `settings` is applied as files are read:
+/// sessions older than `max_age` (before `now - max_age`) are dropped, the label selector must
+/// match, and only the `lookback_sessions` most recent are kept, so memory follows the lookback,
+/// not the number of files.
 pub fn discover(root: &Path, settings: &DreamSettings) -> Result<Selection, SessionsError> {
     match std::fs::metadata(root) {
         Ok(_) => {}
@@ -82,6 +83,8 @@ pub fn discover(root: &Path, settings: &DreamSettings) -> Result<Selection, Sess
     let mut stats = ReadStats::default();
     let mut lookback = Lookback::new(settings);
     let mut seen = HashSet::new();
+    // Sorted so that `files_skipped`, and which path of a file linked twice is kept, are the same
+    // on every run.
     let walk = WalkDir::new(root)
         .follow_links(true)
         .sort_by_file_name()
@@ -241,6 +244,9 @@ fn read_meta(path: &Path, compression: Compression, metadata: &std::fs::Metadata
         Compression::None => format!("unreadable: {e}"),
     };
     let mut input = reader::open(path, compression, 16 * 1024).map_err(describe)?;
+    if input.fill_buf().map_err(describe)?.starts_with(reader::UTF8_BOM) {
+        input.consume(reader::UTF8_BOM.len());
+    }
     // Look at the first non-whitespace byte before buffering a line, so that a binary file or a
     // text file with no newline is rejected without reading it whole.
     loop {

@@ -19,6 +19,10 @@ pub(super) const MAX_LINE_BYTES: usize = 32 * 1024 * 1024;
 /// does not pin its size for the rest of the pass.
 const LINE_BUFFER_KEEP: usize = 1024 * 1024;
 
+/// A byte order mark some Windows tools put before UTF-8 text; JSON parsers reject it, so the
+/// first line of a file is read without it.
+pub(super) const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Whether a path names a transcript, and whether it is compressed.
 pub(super) fn transcript_kind(path: &Path) -> Option<Compression> {
     let name = path.file_name()?.to_str()?;
@@ -77,6 +81,7 @@ pub(super) struct Lines<'b, R> {
     reader: R,
     line: &'b mut Vec<u8>,
     max: usize,
+    first: bool,
     /// Uncompressed bytes consumed, partial lines before an error included.
     pub bytes: u64,
 }
@@ -87,6 +92,7 @@ impl<'b, R: BufRead> Lines<'b, R> {
             reader,
             line,
             max: MAX_LINE_BYTES,
+            first: true,
             bytes: 0,
         }
     }
@@ -97,6 +103,7 @@ impl<'b, R: BufRead> Lines<'b, R> {
             reader,
             line,
             max,
+            first: true,
             bytes: 0,
         }
     }
@@ -105,7 +112,7 @@ impl<'b, R: BufRead> Lines<'b, R> {
         self.line
     }
 
-    /// The next line. On an error the bytes read so far are counted and the partial line dropped.
+    /// The next line (the first without a UTF-8 byte order mark). On an error the bytes read so far are counted and the partial line dropped.
     pub(super) fn next(&mut self) -> io::Result<Next> {
         if self.line.capacity() > LINE_BUFFER_KEEP {
             *self.line = Vec::with_capacity(LINE_BUFFER_KEEP);
@@ -129,6 +136,9 @@ impl<'b, R: BufRead> Lines<'b, R> {
             self.line.clear();
             self.bytes += self.reader.skip_until(b'\n')? as u64;
             return Ok(Next::TooLong);
+        }
+        if std::mem::take(&mut self.first) && self.line.starts_with(UTF8_BOM) {
+            self.line.drain(..UTF8_BOM.len());
         }
         Ok(Next::Line)
     }

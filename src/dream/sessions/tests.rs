@@ -303,6 +303,29 @@ fn lookback_keeps_the_most_recent_n_in_ascending_order_with_deterministic_ties()
 }
 
 #[test]
+fn lookback_over_many_files_found_out_of_order_keeps_exactly_the_newest() {
+    let dir = TempDir::new("lookback-many");
+    let origin = ts("2026-11-01T00:00:00Z");
+    for i in 0..40i64 {
+        // File name order and start order disagree: start hour is a permutation of 0..40.
+        let hour = (i * 17) % 40;
+        let started = origin + jiff::SignedDuration::from_hours(hour);
+        dir.write(
+            &format!("f-{i:02}.jsonl"),
+            &transcript(&[header(&format!("h-{hour:02}"), &started.to_string())]),
+        );
+    }
+    let mut settings = settings();
+    settings.lookback_sessions = 7;
+    let selection = discover(dir.path(), &settings).expect("discover");
+    assert_eq!(
+        ids(&selection),
+        ["h-33", "h-34", "h-35", "h-36", "h-37", "h-38", "h-39"]
+    );
+    assert_eq!(selection.stats.files_found, 40);
+}
+
+#[test]
 fn two_files_with_the_same_id_and_start_are_ordered_by_path() {
     let dir = TempDir::new("same-id");
     dir.write("b/s-1.jsonl", &transcript(&[header("s-1", "2026-11-18T00:00:00Z")]));
@@ -751,6 +774,26 @@ fn a_file_gone_before_streaming_is_reported_and_not_visited() {
     assert_eq!(selection.stats.sessions_read, 1);
     assert_eq!(selection.stats.files_skipped.len(), 1);
     assert!(selection.stats.files_skipped[0].reason.starts_with("unreadable: "));
+}
+
+#[test]
+fn a_byte_order_mark_before_the_first_line_is_ignored() {
+    let dir = TempDir::new("bom");
+    let mut content = b"\xEF\xBB\xBF".to_vec();
+    content.extend(transcript(&[header("s-bom", "2026-11-19T10:00:00Z"), user("hi")]));
+    dir.write("s.jsonl", &content);
+    let mut content = b"\xEF\xBB\xBF".to_vec();
+    content.extend(transcript(&[user("no header, BOM")]));
+    dir.write_gz("s-gz-bom.jsonl.gz", &content);
+
+    let mut selection = discover(dir.path(), &settings()).expect("discover");
+    let mut found = ids(&selection);
+    found.sort();
+    assert_eq!(found, ["s-bom", "s-gz-bom"]);
+    let mut visitor = Collect::default();
+    stream(&selection.sessions, &mut visitor, &mut selection.stats);
+    assert_eq!(visitor.records(), 2);
+    assert_eq!(selection.stats.lines_skipped, 0);
 }
 
 #[test]
