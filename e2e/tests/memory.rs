@@ -9,7 +9,7 @@ use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, ResourceExt};
 use reverie::api::Agent;
 use reverie_e2e::{
-    OperatorProcess, TIMEOUT, TestNamespace, apply, client, condition, has_condition, install_crds, wait_for, within,
+    OperatorProcess, TestNamespace, apply, client, condition, has_condition, install_crds, wait_for, within,
 };
 use serde_json::{Value, json};
 
@@ -215,23 +215,25 @@ async fn deleting_an_agent_removes_what_it_owned() {
     .unwrap();
 
     agents.delete("support", &DeleteParams::background()).await.unwrap();
-    // The real garbage collector removes everything the Agent owned.
+    // The real garbage collector removes everything the Agent owned. It learns about a new
+    // CRD's kind through discovery every 30 s, so on a fresh cluster this can take a while.
+    const GC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(180);
     within(
-        TIMEOUT,
+        GC_TIMEOUT,
         await_condition(configmaps.clone(), "support-memory", conditions::is_deleted(&owned_uid)),
     )
     .await
     .unwrap()
     .unwrap();
     within(
-        TIMEOUT,
+        GC_TIMEOUT,
         await_condition(configmaps, "support-memory-r1", conditions::is_deleted(&snapshot_uid)),
     )
     .await
     .unwrap()
     .unwrap();
     within(
-        TIMEOUT,
+        GC_TIMEOUT,
         await_condition(
             deployments,
             "support",

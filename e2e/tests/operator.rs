@@ -188,10 +188,10 @@ async fn reconciling_unchanged_objects_writes_nothing() {
     apply(&ns.api::<MemoryProposal>(), &proposal("support-1", "support"))
         .await
         .unwrap();
-    let agent = wait_for(&ns.api::<Agent>(), "support", "Ready", has_condition("Ready", "True"))
+    wait_for(&ns.api::<Agent>(), "support", "Ready", has_condition("Ready", "True"))
         .await
         .unwrap();
-    let schedule = wait_for(
+    wait_for(
         &ns.api::<DreamSchedule>(),
         "nightly",
         "Ready",
@@ -199,7 +199,7 @@ async fn reconciling_unchanged_objects_writes_nothing() {
     )
     .await
     .unwrap();
-    let proposal = wait_for(
+    wait_for(
         &ns.api::<MemoryProposal>(),
         "support-1",
         "Ready",
@@ -207,7 +207,21 @@ async fn reconciling_unchanged_objects_writes_nothing() {
     )
     .await
     .unwrap();
+    // The agent's status settles once it counts the proposal as pending.
+    wait_for(
+        &ns.api::<Agent>(),
+        "support",
+        "one pending proposal",
+        |a: Option<&Agent>| a.and_then(|a| a.status.as_ref()?.pending_proposals) == Some(1),
+    )
+    .await
+    .unwrap();
     first.stop().await.unwrap();
+    // What the first operator left (it may have written again after Ready, e.g. the agent's
+    // pending-proposal count once the proposal appeared): read it once nothing runs.
+    let agent = ns.api::<Agent>().get("support").await.unwrap();
+    let schedule = ns.api::<DreamSchedule>().get("nightly").await.unwrap();
+    let proposal = ns.api::<MemoryProposal>().get("support-1").await.unwrap();
 
     // A fresh operator reconciles every object once on start. Once it has reconciled at least
     // as many objects as exist, ours were among them, and none may have been rewritten.
