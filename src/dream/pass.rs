@@ -153,6 +153,11 @@ pub async fn run(input: PassInput<'_>) -> Result<PassOutcome, PassError> {
     let mut selection = discover(input.sessions_root, input.settings)?;
     let mut read = selection.stats.clone();
     drop_duplicate_ids(&mut selection.sessions, &mut read);
+    // Labels served the lookback; mining does not read them, and across a large selection
+    // they are most of the per-session memory.
+    for session in &mut selection.sessions {
+        session.labels = Default::default();
+    }
     if selection.sessions.is_empty() {
         stats.read(&read);
         stats.duration_ms = started.elapsed().as_millis() as u64;
