@@ -13,11 +13,14 @@ use kube::{Api, Resource, ResourceExt};
 
 use super::agent_runtime::{apply_deployment, desired_deployment, rollout_state};
 use super::status::apply_status;
-use super::{Context, Error, Problem, Result, acceptance_conditions, instrumented, publish_event};
+use super::{
+    Context, Error, Problem, Result, acceptance_conditions, instrumented, publish_event, report_acceptance_change,
+};
 use crate::api::agent::{AgentRuntime, AgentSpec, AgentStatus, MemoryStatus, MemoryStore as StoreSpec};
-use crate::api::conditions::{self, ACCEPTED, DesiredCondition, MEMORY_READY, READY, RUNTIME_READY};
+use crate::api::conditions::{self, DesiredCondition, MEMORY_READY, READY, RUNTIME_READY};
 use crate::api::memory_proposal::Phase;
 use crate::api::{Agent, MemoryProposal, duration};
+use crate::memory::document::is_section_name;
 use crate::store::configmap::ConfigMapStore;
 use crate::store::pvc::PvcStore;
 use crate::store::{AnyStore, Committed, MemoryStore, RevisionInfo, StoreError, Update, spec_hash};
@@ -200,19 +203,11 @@ pub(crate) async fn missing_agents<'a>(api: &Api<Agent>, names: impl Iterator<It
     Ok(find_agents(api, names).await?.1)
 }
 
-/// Section names are lowercase identifiers so they render as stable Markdown headings.
-pub fn is_valid_section_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && name.len() <= 63
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
 /// Everything wrong with an agent's spec on its own (empty when it is valid).
 pub fn validate(name: &str, spec: &AgentSpec) -> Vec<Problem> {
     let mut problems = Vec::new();
     for section in &spec.memory.protected_sections {
-        if !is_valid_section_name(section) {
+        if !is_section_name(section) {
             problems.push(Problem::new(
                 "InvalidSectionName",
                 format!("spec.memory.protectedSections: {section:?} is not a section name (lowercase letters, digits and '-', starting with a letter)"),
@@ -391,35 +386,6 @@ async fn report_memory_change(
     }
 }
 
-/// Records an event when the `Accepted` condition changes status or reason.
-pub(crate) async fn report_acceptance_change<K>(
-    ctx: &Context,
-    object: &K,
-    before: Option<&[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]>,
-    after: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
-) where
-    K: kube::Resource<DynamicType = ()>,
-{
-    let Some(now) = conditions::find(after, ACCEPTED) else {
-        return;
-    };
-    let previous = before.and_then(|b| conditions::find(b, ACCEPTED));
-    if previous.is_some_and(|p| p.status == now.status && p.reason == now.reason) {
-        return;
-    }
-    let type_ = if now.status == "True" {
-        EventType::Normal
-    } else {
-        EventType::Warning
-    };
-    let reason = if now.status == "True" {
-        "Accepted"
-    } else {
-        now.reason.as_str()
-    };
-    publish_event(ctx, object, type_, reason, "Validate", now.message.clone()).await;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,10 +450,10 @@ mod tests {
 
     #[test]
     fn section_names() {
-        assert!(is_valid_section_name("safety"));
-        assert!(is_valid_section_name("team-rules2"));
-        assert!(!is_valid_section_name(""));
-        assert!(!is_valid_section_name("2fa"));
-        assert!(!is_valid_section_name("Safety"));
+        assert!(is_section_name("safety"));
+        assert!(is_section_name("team-rules2"));
+        assert!(!is_section_name(""));
+        assert!(!is_section_name("2fa"));
+        assert!(!is_section_name("Safety"));
     }
 }

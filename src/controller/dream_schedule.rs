@@ -10,7 +10,8 @@ use kube::core::Selector;
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
-use super::agent::{missing_agents, report_acceptance_change};
+use super::agent::missing_agents;
+use super::report_acceptance_change;
 use super::status::apply_status;
 use super::{Context, Problem, Result, acceptance_conditions, instrumented};
 use crate::api::dream_schedule::{DreamScheduleSpec, DreamScheduleStatus, ReflectorProvider};

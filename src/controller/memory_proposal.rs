@@ -8,13 +8,14 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 
-use super::agent::{is_valid_section_name, report_acceptance_change};
+use super::report_acceptance_change;
 use super::status::apply_status;
 use super::{Context, Problem, Result, acceptance_conditions, instrumented, publish_event};
 use crate::api::memory_proposal::{
     ChangeOp, MAX_CHANGES, MemoryProposalSpec, MemoryProposalStatus, Phase, ProposedChange,
 };
 use crate::api::{Agent, MemoryProposal, conditions};
+use crate::memory::document::is_section_name;
 
 pub const CONTROLLER: &str = "memoryproposal";
 
@@ -116,7 +117,7 @@ fn change_problem(change: &ProposedChange, protected_sections: &[String]) -> Opt
         return Some(missing.to_string());
     }
     if let Some(section) = change.section.as_deref() {
-        if !is_valid_section_name(section) {
+        if !is_section_name(section) {
             return Some(format!("{section:?} is not a section name"));
         }
         if section == CORE_SECTION || protected_sections.iter().any(|p| p == section) {

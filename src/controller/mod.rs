@@ -127,6 +127,35 @@ where
     }
 }
 
+/// Records an event when the `Accepted` condition changes status or reason.
+pub async fn report_acceptance_change<K>(
+    ctx: &Context,
+    object: &K,
+    before: Option<&[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]>,
+    after: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) where
+    K: kube::Resource<DynamicType = ()>,
+{
+    let Some(now) = crate::api::conditions::find(after, crate::api::conditions::ACCEPTED) else {
+        return;
+    };
+    let previous = before.and_then(|b| crate::api::conditions::find(b, crate::api::conditions::ACCEPTED));
+    if previous.is_some_and(|p| p.status == now.status && p.reason == now.reason) {
+        return;
+    }
+    let type_ = if now.status == "True" {
+        EventType::Normal
+    } else {
+        EventType::Warning
+    };
+    let reason = if now.status == "True" {
+        "Accepted"
+    } else {
+        now.reason.as_str()
+    };
+    publish_event(ctx, object, type_, reason, "Validate", now.message.clone()).await;
+}
+
 /// Objects in the store that live in `namespace`, as references to requeue.
 fn same_namespace<K>(store: &Store<K>, namespace: Option<String>) -> Vec<ObjectRef<K>>
 where

@@ -246,8 +246,8 @@ pub fn next_snapshot(current: Option<&Snapshot>, update: &Update) -> Result<Next
     };
     doc.set_protected(&update.protected);
     doc.set_instructions(&update.instructions, update.now);
-    let mut doc = memory::change::apply(&doc, &update.changes).map_err(|e| StoreError::Rejected(e.to_string()))?;
-    doc.normalize();
+    // `apply` returns a normalised document.
+    let doc = memory::change::apply(&doc, &update.changes).map_err(|e| StoreError::Rejected(e.to_string()))?;
     if let Some(current) = current
         && current.doc == doc
     {
