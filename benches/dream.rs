@@ -385,10 +385,30 @@ fn session_reading(c: &mut Criterion) {
     bench_visitor(&mut group, "stream_count", &selection, CountRecords::default);
     peak.report("session_reading/stream_count");
 
-    // Extraction (the signal miner) goes here, e.g.:
     // Extraction: the full signal miner over the same sessions.
     bench_visitor(&mut group, "extract", &selection, || {
         reverie::dream::signals::Miner::new(3)
+    });
+    // Collective extraction: the same sessions, selected per agent folder and pooled into one
+    // miner that also counts agents per pattern (a collective pass with `minAgents: 2`).
+    let pooled: Vec<Selection> = AGENTS
+        .iter()
+        .map(|agent| discover(&corpus.dir.join(agent), &settings()).expect("discover an agent"))
+        .collect();
+    assert_eq!(
+        pooled.iter().map(|s| s.sessions.len()).sum::<usize>(),
+        selection.sessions.len()
+    );
+    group.bench_function("extract_collective", |b| {
+        b.iter(|| {
+            let mut miner = reverie::dream::signals::Miner::collective(3, 2, &AGENTS);
+            let mut stats = ReadStats::default();
+            for (agent, selection) in pooled.iter().enumerate() {
+                miner.set_agent(agent as u32);
+                stream(&selection.sessions, &mut miner, &mut stats);
+            }
+            black_box((miner, stats))
+        })
     });
     group.finish();
 

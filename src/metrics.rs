@@ -20,6 +20,16 @@ pub struct ErrorLabels {
     pub error: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TriggerLabels {
+    pub trigger: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
 /// Every metric the operator exports, registered once in one registry.
 pub struct Metrics {
     registry: Registry,
@@ -27,6 +37,8 @@ pub struct Metrics {
     failures: Family<ErrorLabels, Counter>,
     duration: Family<ControllerLabels, Histogram>,
     leader: Gauge,
+    dreams_started: Family<TriggerLabels, Counter>,
+    dreams_finished: Family<ResultLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -55,12 +67,26 @@ impl Default for Metrics {
             duration.clone(),
         );
         registry.register("leader", "1 while this replica holds the leader Lease", leader.clone());
+        let dreams_started = Family::<TriggerLabels, Counter>::default();
+        let dreams_finished = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "dream_jobs_started",
+            "Dream Jobs created, per trigger (schedule or dream-now)",
+            dreams_started.clone(),
+        );
+        registry.register(
+            "dream_jobs_finished",
+            "Dream Jobs seen finished, per result (Succeeded or Failed)",
+            dreams_finished.clone(),
+        );
         Self {
             registry,
             reconciles,
             failures,
             duration,
             leader,
+            dreams_started,
+            dreams_finished,
         }
     }
 }
@@ -78,6 +104,14 @@ impl Metrics {
 
     pub fn reconcile_failed(&self, controller: &'static str, error: &'static str) {
         self.failures.get_or_create(&ErrorLabels { controller, error }).inc();
+    }
+
+    pub fn dream_started(&self, trigger: &'static str) {
+        self.dreams_started.get_or_create(&TriggerLabels { trigger }).inc();
+    }
+
+    pub fn dream_finished(&self, result: &'static str) {
+        self.dreams_finished.get_or_create(&ResultLabels { result }).inc();
     }
 
     pub fn set_leader(&self, leader: bool) {

@@ -22,6 +22,17 @@ pub fn bounded_name(parts: &[&str]) -> String {
     format!("{}-{hash}", head.trim_end_matches('-'))
 }
 
+/// Whether `name` is a DNS-1123 label (what Kubernetes object names like agents are).
+pub fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -34,5 +45,13 @@ mod tests {
         assert!(long_a.len() <= MAX_NAME && long_b.len() <= MAX_NAME);
         assert_ne!(long_a, long_b);
         assert_eq!(short_hash("x").len(), 8);
+    }
+
+    #[test]
+    fn dns_labels() {
+        assert!(is_dns_label("support-bot2"));
+        for bad in ["", "-a", "a-", "Support", "a/b", "a.b"] {
+            assert!(!is_dns_label(bad), "{bad}");
+        }
     }
 }

@@ -149,6 +149,7 @@ fn candidate(id: &str, kind: PatternKind, text: &str, count: u32) -> Candidate {
             last_seen: Some("2026-11-19T10:00:00Z".parse().unwrap()),
             sessions: (0..count).map(|i| format!("session-id-{i:04}")).collect(),
         },
+        agents: 1,
         excerpts: vec![
             "account 88231 not found: use the billing id".into(),
             format!(

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use reverie::dream::model::DreamSettings;
-use reverie::dream::pass::{self, PassInput, PassOutcome};
+use reverie::dream::pass::{self, PassInput, PassOutcome, SessionRoot};
 use reverie::dream::reflector::builtin::BuiltinReflector;
 use reverie::dream::reflector::{ReflectRequest, full_window_tokens, prompt_tokens};
 use reverie::dream::synth::{SynthConfig, generate};
@@ -32,7 +32,11 @@ async fn the_prompt_is_at_least_ten_times_smaller_than_the_window() {
     let memory = MemoryDocument::default();
     let outcome = pass::run(PassInput {
         agent: "support-bot",
-        sessions_root: &dir,
+        sessions: &[SessionRoot {
+            agent: "support-bot",
+            path: &dir,
+        }],
+        min_agents: 1,
         memory: &memory,
         settings: &settings,
         reflector: &BuiltinReflector,

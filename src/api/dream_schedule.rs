@@ -293,6 +293,9 @@ pub struct DreamScheduleStatus {
     /// The last pass of each agent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub last_runs: Vec<AgentRun>,
+    /// The last `reverie.dev/dream-now` value acted on (each value starts passes once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_dream_now: Option<String>,
 }
 
 /// The last dream pass of one agent.

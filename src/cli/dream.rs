@@ -10,7 +10,7 @@ use jiff::Timestamp;
 
 use crate::api::duration;
 use crate::dream::model::DreamSettings;
-use crate::dream::pass::{self, PassInput, PassOutcome};
+use crate::dream::pass::{self, PassInput, PassOutcome, SessionRoot};
 use crate::dream::reflector::anthropic::AnthropicReflector;
 use crate::dream::reflector::builtin::BuiltinReflector;
 use crate::dream::reflector::openai::OpenAiReflector;
@@ -38,15 +38,32 @@ pub enum DreamOutput {
 
 #[derive(Debug, clap::Args)]
 pub struct DreamArgs {
-    /// Directory of session transcripts (`*.jsonl`, `*.jsonl.gz`, nested folders).
-    #[arg(long)]
-    pub sessions: PathBuf,
+    /// Directory of session transcripts (`*.jsonl`, `*.jsonl.gz`, nested folders). Repeat it,
+    /// as `AGENT=DIR`, to pool several agents' sessions into one collective pass.
+    #[arg(long, required = true)]
+    pub sessions: Vec<String>,
     /// The current memory (`memory.yaml`); without it the pass starts from an empty memory.
     #[arg(long)]
     pub memory: Option<PathBuf>,
-    /// Agent name used in the rendered memory.
+    /// Agent name used in the rendered memory. `NAMESPACE/NAME` runs the pass in-cluster: it
+    /// reads that Agent and its memory through the API and creates a MemoryProposal.
     #[arg(long, default_value = "agent")]
     pub agent: String,
+    /// In-cluster: the DreamSchedule this pass runs for (recorded on the proposal).
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// In-cluster: the dream Job running this pass (names the proposal).
+    #[arg(long)]
+    pub job: Option<String>,
+    /// In-cluster: where a PersistentVolumeClaim memory is mounted (read-only).
+    #[arg(long)]
+    pub memory_dir: Option<PathBuf>,
+    /// Write the outcome as JSON here (a dream Job uses its termination log).
+    #[arg(long)]
+    pub result_file: Option<PathBuf>,
+    /// Collective passes: a pattern counts only when seen in sessions of this many agents.
+    #[arg(long, default_value_t = 1)]
+    pub min_agents: u32,
     /// A lesson needs at least this many distinct sessions.
     #[arg(long, default_value_t = 3)]
     pub min_evidence: u32,
@@ -79,6 +96,12 @@ pub struct DreamArgs {
     /// Extra steering for a model reflector.
     #[arg(long)]
     pub instructions: Option<String>,
+    /// Upper bound on tokens sent to a model reflector.
+    #[arg(long)]
+    pub max_input_tokens: Option<u32>,
+    /// Upper bound on tokens a model reflector may answer with.
+    #[arg(long)]
+    pub max_output_tokens: Option<u32>,
     #[arg(long, short = 'o', value_enum, default_value = "text")]
     pub output: DreamOutput,
     /// Write the memory the proposal would produce (memory.yaml) to this file.
@@ -152,13 +175,50 @@ fn reflector(args: &DreamArgs) -> Result<Box<dyn Reflector>, String> {
         .ok_or("--model is required with the anthropic and openai reflectors")?;
     let mut config = ModelConfig::new(model);
     config.endpoint = args.endpoint.clone();
+    config.max_input_tokens = args.max_input_tokens;
+    if let Some(max) = args.max_output_tokens {
+        config.max_output_tokens = max;
+    }
     let env = args.api_key_env.as_deref().unwrap_or(default_env);
     config.api_key = std::env::var(env).ok().and_then(ApiKey::new);
     build(config)
 }
 
-/// Runs `reverie dream`.
+/// The session directories of `--sessions`, each with its agent: `AGENT=DIR`, or a plain
+/// `DIR` belonging to `--agent` (several plain directories are named after their folder).
+pub fn session_roots(args: &DreamArgs) -> Vec<(String, PathBuf)> {
+    let agent = crate::dreamer::split_agent(&args.agent).map_or(args.agent.as_str(), |(_, name)| name);
+    let plain = args.sessions.len() == 1;
+    args.sessions
+        .iter()
+        .map(|value| match value.split_once('=') {
+            Some((name, dir)) if crate::naming::is_dns_label(name) => (name.to_string(), PathBuf::from(dir)),
+            _ => {
+                let dir = PathBuf::from(value);
+                let name = if plain {
+                    agent.to_string()
+                } else {
+                    dir.file_name()
+                        .map_or_else(|| value.clone(), |n| n.to_string_lossy().into_owned())
+                };
+                (name, dir)
+            }
+        })
+        .collect()
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+/// Runs `reverie dream`: locally over directories, or in-cluster for `--agent NAMESPACE/NAME`.
 pub fn run(args: &DreamArgs) -> CliResult {
+    if let Some((namespace, agent)) = crate::dreamer::split_agent(&args.agent) {
+        return run_in_cluster(args, namespace, agent);
+    }
     let memory = load_memory(args.memory.as_deref())?;
     let now = match &args.now {
         Some(now) => now.parse::<Timestamp>().map_err(|e| format!("--now {now:?}: {e}"))?,
@@ -166,22 +226,22 @@ pub fn run(args: &DreamArgs) -> CliResult {
     };
     let settings = settings(args, now)?;
     let reflector = reflector(args)?;
+    let roots = session_roots(args);
     let progress = std::io::stderr().is_terminal();
     if progress {
+        let dirs: Vec<String> = roots.iter().map(|(_, d)| d.display().to_string()).collect();
         eprintln!(
             "dreaming over {} with the {} reflector…",
-            args.sessions.display(),
+            dirs.join(", "),
             reflector.name()
         );
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let outcome = runtime
+    let session_roots: Vec<SessionRoot<'_>> = roots.iter().map(|(agent, path)| SessionRoot { agent, path }).collect();
+    let outcome = runtime()?
         .block_on(pass::run(PassInput {
             agent: &args.agent,
-            sessions_root: &args.sessions,
+            sessions: &session_roots,
+            min_agents: args.min_agents.max(1),
             memory: &memory,
             settings: &settings,
             reflector: reflector.as_ref(),
@@ -215,6 +275,46 @@ pub fn run(args: &DreamArgs) -> CliResult {
         std::fs::write(path, memory::to_yaml(result)).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+/// The in-cluster pass of a dream Job. Its outcome, success or failure, is written to
+/// `--result-file` for the DreamSchedule controller; a failure also exits non-zero so the Job
+/// fails. Memory is never written here.
+fn run_in_cluster(args: &DreamArgs, namespace: &str, agent: &str) -> CliResult {
+    let outcome = in_cluster_pass(args, namespace, agent);
+    let report = match &outcome {
+        Ok(report) => report.clone(),
+        Err(error) => crate::dreamer::RunReport::failed(error),
+    };
+    if let Some(path) = &args.result_file
+        && let Err(e) = report.write_to(path)
+    {
+        eprintln!("{e}");
+    }
+    let report = outcome?;
+    eprintln!("{}: {}", report.result, report.message);
+    Ok(())
+}
+
+fn in_cluster_pass(args: &DreamArgs, namespace: &str, agent: &str) -> Result<crate::dreamer::RunReport, String> {
+    let settings = settings(args, Timestamp::now())?;
+    let reflector = reflector(args)?;
+    let sessions = session_roots(args);
+    let target = crate::dreamer::Target {
+        namespace,
+        agent,
+        schedule: args.schedule.as_deref(),
+        job: args.job.as_deref(),
+        memory_dir: args.memory_dir.as_deref(),
+        sessions: &sessions,
+        min_agents: args.min_agents.max(1),
+    };
+    runtime()?.block_on(crate::dreamer::run(
+        &target,
+        settings,
+        reflector.as_ref(),
+        args.instructions.as_deref(),
+    ))
 }
 
 #[derive(Debug, clap::Args)]
@@ -303,7 +403,11 @@ pub fn quality(args: &QualityArgs) -> CliResult {
     let outcome = runtime
         .block_on(pass::run(PassInput {
             agent: "agent",
-            sessions_root: &dir,
+            sessions: &[SessionRoot {
+                agent: "agent",
+                path: &dir,
+            }],
+            min_agents: 1,
             memory: &memory,
             settings: &settings,
             reflector: &BuiltinReflector,

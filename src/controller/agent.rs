@@ -198,11 +198,6 @@ pub(crate) async fn find_agents<'a>(
     Ok((found, missing))
 }
 
-/// Names among `names` that no Agent in the namespace carries.
-pub(crate) async fn missing_agents<'a>(api: &Api<Agent>, names: impl Iterator<Item = &'a str>) -> Result<Vec<String>> {
-    Ok(find_agents(api, names).await?.1)
-}
-
 /// Everything wrong with an agent's spec on its own (empty when it is valid).
 pub fn validate(name: &str, spec: &AgentSpec) -> Vec<Problem> {
     let mut problems = Vec::new();

@@ -7,9 +7,13 @@
 pub mod agent;
 pub mod agent_runtime;
 mod context;
+pub mod dream_job;
 pub mod dream_schedule;
+mod dreamer_rbac;
 mod error;
 pub mod memory_proposal;
+#[cfg(test)]
+mod schedule_tests;
 mod status;
 #[cfg(test)]
 mod test_support;
@@ -202,7 +206,13 @@ pub async fn run(
 
     // A schedule or proposal that names a missing agent becomes valid when the agent appears,
     // so agent changes requeue the schedules and proposals of their namespace.
-    let schedule_controller = Controller::new(schedules, config.clone()).graceful_shutdown_on(shutdown.clone());
+    // Dream Jobs carry the schedule label; their progress updates the schedule's status.
+    let dream_jobs = watcher::Config::default()
+        .labels(dream_job::SCHEDULE_LABEL)
+        .any_semantic();
+    let schedule_controller = Controller::new(schedules, config.clone())
+        .owns(Api::<Job>::all(client.clone()), dream_jobs)
+        .graceful_shutdown_on(shutdown.clone());
     let schedule_store = schedule_controller.store();
     let schedule_controller = {
         let store = schedule_store.clone();

@@ -159,6 +159,10 @@ pub struct Candidate {
     /// The normalised key the pattern was counted under.
     pub key: String,
     pub evidence: PatternEvidence,
+    /// Distinct agents whose sessions show the pattern: 1 unless a collective pass pooled
+    /// several agents' sessions (then written out, and at least its `minAgents`).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub agents: u32,
     /// A few short excerpts for a reviewer or a model.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub excerpts: Vec<String>,
@@ -168,6 +172,14 @@ pub struct Candidate {
     /// For mistakes: the tool that failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 /// A lesson a reflector proposes: text for the memory, and the candidates that back it.

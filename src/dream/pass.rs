@@ -3,6 +3,11 @@
 //!
 //! The pass never writes memory: it returns the changes and the memory they would produce.
 //! A failing reflector fails the pass with its error; the caller leaves memory untouched.
+//!
+//! A collective pass pools the sessions of several agents ([`PassInput::sessions`]) into one
+//! review that proposes changes to the target agent's memory: the lookback selects each agent's
+//! sessions on its own, and a pattern must recur in sessions of [`PassInput::min_agents`]
+//! distinct agents to count.
 
 use std::path::Path;
 use std::time::Instant;
@@ -10,17 +15,32 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::curate::{Curated, curate};
-use super::model::{Candidate, DreamSettings, ReadStats};
+use super::model::{Candidate, DreamSettings, ReadStats, SessionMeta};
 use super::reflector::{ReflectError, ReflectRequest, Reflector, VerifyReport, verify};
 use super::sessions::{SessionsError, discover, stream};
 use super::signals::{MineStats, Miner};
 use crate::memory::MemoryDocument;
 use crate::memory::change::{ApplyError, Change};
 
+/// A directory of session transcripts and the agent whose sessions it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionRoot<'a> {
+    pub agent: &'a str,
+    pub path: &'a Path,
+}
+
 /// What a pass needs.
 pub struct PassInput<'a> {
+    /// The agent whose memory the pass proposes changes to (in a collective pass, the target).
     pub agent: &'a str,
-    pub sessions_root: &'a Path,
+    /// Where the sessions are. One agent's root (or several roots of one agent): an ordinary
+    /// pass. Roots of several agents: a collective pass over all their sessions, each agent's
+    /// selected by the lookback on its own (its own `lookback_sessions` most recent). Roots
+    /// naming the same agent are that agent's sessions together.
+    pub sessions: &'a [SessionRoot<'a>],
+    /// 1 = ordinary single-agent pass; N>1: a pattern becomes a candidate only when seen in
+    /// sessions of at least N distinct agents.
+    pub min_agents: u32,
     pub memory: &'a MemoryDocument,
     pub settings: &'a DreamSettings,
     pub reflector: &'a dyn Reflector,
@@ -44,6 +64,9 @@ pub struct PassStats {
     pub files_skipped: Vec<super::model::SkippedFile>,
     pub candidates: usize,
     pub below_threshold: u32,
+    /// Collective passes only (absent otherwise): what was pooled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collective: Option<CollectiveStats>,
     /// Texts refused as unsafe (instruction overrides, secret requests), reported not proposed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unsafe_texts: Vec<super::signals::UnsafeText>,
@@ -63,6 +86,18 @@ pub struct PassStats {
     pub duration_ms: u64,
 }
 
+/// What a collective pass pooled and what it set aside.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CollectiveStats {
+    /// Agents whose sessions were pooled.
+    pub agents: u32,
+    /// A pattern counted only when seen in sessions of at least this many agents.
+    pub min_agents: u32,
+    /// Patterns with enough sessions, but seen in fewer than `minAgents` agents (not proposed).
+    pub below_agent_threshold: u32,
+}
+
 impl PassStats {
     fn read(&mut self, read: &ReadStats) {
         self.sessions_reviewed = read.sessions_read;
@@ -76,6 +111,9 @@ impl PassStats {
     fn mined(&mut self, mined: &MineStats, candidates: usize) {
         self.candidates = candidates;
         self.below_threshold = mined.below_threshold;
+        if let Some(collective) = &mut self.collective {
+            collective.below_agent_threshold = mined.below_agent_threshold;
+        }
         self.unsafe_texts = mined.unsafe_texts.clone();
     }
 }
@@ -117,9 +155,59 @@ pub enum PassError {
     Curation(#[from] ApplyError),
 }
 
+/// The sessions one agent contributes to a pass.
+struct AgentSessions<'a> {
+    agent: &'a str,
+    roots: usize,
+    sessions: Vec<SessionMeta>,
+}
+
+/// Selects the sessions of every agent, agents in the order they are first named: the lookback
+/// applies per agent (over all of an agent's roots), duplicates are dropped per agent (two agents
+/// may use the same session ids). Adds what was found to `read`.
+fn select<'a>(
+    roots: &[SessionRoot<'a>],
+    settings: &DreamSettings,
+    read: &mut ReadStats,
+) -> Result<Vec<AgentSessions<'a>>, SessionsError> {
+    let mut agents: Vec<AgentSessions<'a>> = Vec::new();
+    for root in roots {
+        let selection = discover(root.path, settings)?;
+        read.files_found += selection.stats.files_found;
+        read.files_skipped.extend(selection.stats.files_skipped);
+        match agents.iter_mut().find(|a| a.agent == root.agent) {
+            Some(agent) => {
+                agent.roots += 1;
+                agent.sessions.extend(selection.sessions);
+            }
+            None => agents.push(AgentSessions {
+                agent: root.agent,
+                roots: 1,
+                sessions: selection.sessions,
+            }),
+        }
+    }
+    for agent in &mut agents {
+        if agent.roots > 1 {
+            // Each root kept its most recent; together the agent keeps its most recent.
+            let sessions = &mut agent.sessions;
+            sessions.sort_by(|a, b| (a.started, &a.id, &a.path).cmp(&(b.started, &b.id, &b.path)));
+            let excess = sessions.len().saturating_sub(settings.lookback_sessions);
+            sessions.drain(..excess);
+        }
+        drop_duplicate_ids(&mut agent.sessions, read);
+        // Labels served the lookback; mining does not read them, and across a large selection
+        // they are most of the per-session memory.
+        for session in &mut agent.sessions {
+            session.labels = Default::default();
+        }
+    }
+    Ok(agents)
+}
+
 /// Keeps one file per session id (the earliest selected): evidence counts distinct sessions,
 /// and a session stored twice (say `s-1.jsonl` and `s-1.jsonl.gz`) must count once.
-fn drop_duplicate_ids(sessions: &mut Vec<super::model::SessionMeta>, read: &mut ReadStats) {
+fn drop_duplicate_ids(sessions: &mut Vec<SessionMeta>, read: &mut ReadStats) {
     let mut seen = std::collections::HashSet::new();
     sessions.retain(|session| {
         let first = seen.insert(session.id.clone());
@@ -131,6 +219,26 @@ fn drop_duplicate_ids(sessions: &mut Vec<super::model::SessionMeta>, read: &mut 
         }
         first
     });
+}
+
+fn plural(n: u32, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// What the agent threshold of a collective pass did, for its summary.
+fn agent_threshold_note(collective: &CollectiveStats) -> String {
+    match (collective.min_agents, collective.below_agent_threshold) {
+        (1, _) => String::new(),
+        (min, 0) => format!(" A pattern had to recur in at least {min} agents."),
+        (min, below) => format!(
+            " A pattern had to recur in at least {min} agents: {} with enough sessions did not.",
+            plural(below, "pattern")
+        ),
+    }
 }
 
 /// Tokens curation could free by archiving: every loaded entry not pinned or protected.
@@ -150,27 +258,39 @@ pub async fn run(input: PassInput<'_>) -> Result<PassOutcome, PassError> {
         reflector: input.reflector.name().to_string(),
         ..PassStats::default()
     };
-    let mut selection = discover(input.sessions_root, input.settings)?;
-    let mut read = selection.stats.clone();
-    drop_duplicate_ids(&mut selection.sessions, &mut read);
-    // Labels served the lookback; mining does not read them, and across a large selection
-    // they are most of the per-session memory.
-    for session in &mut selection.sessions {
-        session.labels = Default::default();
+    let mut read = ReadStats::default();
+    let agents = select(input.sessions, input.settings, &mut read)?;
+    let min_agents = input.min_agents.max(1);
+    if agents.len() > 1 || min_agents > 1 {
+        stats.collective = Some(CollectiveStats {
+            agents: agents.len() as u32,
+            min_agents,
+            below_agent_threshold: 0,
+        });
     }
-    if selection.sessions.is_empty() {
+    let sessions = || agents.iter().flat_map(|a| &a.sessions);
+    if sessions().next().is_none() {
         stats.read(&read);
         stats.duration_ms = started.elapsed().as_millis() as u64;
         return Ok(PassOutcome::NoSessions(stats));
     }
     let mut settings = input.settings.clone();
     if input.as_of_newest_session
-        && let Some(newest) = selection.sessions.iter().map(|s| s.started).max()
+        && let Some(newest) = sessions().map(|s| s.started).max()
     {
         settings.now = newest;
     }
-    let mut miner = Miner::new(input.settings.min_evidence);
-    stream(&selection.sessions, &mut miner, &mut read);
+    let mut miner = match stats.collective {
+        Some(_) => {
+            let names: Vec<&str> = agents.iter().map(|a| a.agent).collect();
+            Miner::collective(input.settings.min_evidence, min_agents, &names)
+        }
+        None => Miner::new(input.settings.min_evidence),
+    };
+    for (index, agent) in agents.iter().enumerate() {
+        miner.set_agent(index as u32);
+        stream(&agent.sessions, &mut miner, &mut read);
+    }
     let mined = miner.finish();
     stats.read(&read);
     stats.mined(&mined.stats, mined.candidates.len());
@@ -192,7 +312,16 @@ pub async fn run(input: PassInput<'_>) -> Result<PassOutcome, PassError> {
         .chars()
         .take(super::reflector::MAX_SUMMARY_CHARS)
         .collect();
-    let summary = format!("Reviewed {} sessions. {}", read.sessions_read, model_summary.trim());
+    let summary = match &stats.collective {
+        None => format!("Reviewed {} sessions. {}", read.sessions_read, model_summary.trim()),
+        Some(collective) => format!(
+            "Reviewed {} sessions pooled from {}.{} {}",
+            read.sessions_read,
+            plural(collective.agents, "agent"),
+            agent_threshold_note(collective),
+            model_summary.trim()
+        ),
+    };
     // Curation can archive what is not protected or pinned to make room, so lessons are
     // budgeted against what it cannot free; curation then compacts to `maxTokens` exactly.
     let verify_request = ReflectRequest {
@@ -228,3 +357,7 @@ pub async fn run(input: PassInput<'_>) -> Result<PassOutcome, PassError> {
         stats,
     })))
 }
+
+#[cfg(test)]
+#[path = "pass_tests.rs"]
+mod tests;

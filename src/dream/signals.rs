@@ -11,6 +11,11 @@
 //! The per-record work is small and allocation-free for records that carry no signal; tables
 //! grow with distinct patterns and tool names, not with transcript size. Rule texts that would
 //! override instructions or leak secrets are counted and reported, never mined.
+//!
+//! A collective miner ([`Miner::collective`]) pools the sessions of several agents, streamed
+//! agent by agent ([`Miner::set_agent`]): each pattern also counts the distinct agents it was
+//! seen in, and only patterns seen in at least `min_agents` of them are candidates. Session ids
+//! are then reported as `<agent>/<id>`, since two agents may use the same ids.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -39,7 +44,12 @@ const MAX_RULE_TEXT: usize = 4_000;
 #[derive(Debug, Default)]
 struct Tally {
     count: u32,
+    /// Distinct agents among the counted sessions (agents are streamed one after the other).
+    agents: u32,
     last_session: Option<u32>,
+    last_agent: u32,
+    /// Examples kept from the sessions of `last_agent`.
+    agent_examples: u32,
     first_seen: Option<Timestamp>,
     last_seen: Option<Timestamp>,
     examples: Vec<String>,
@@ -50,12 +60,18 @@ impl Tally {
     /// Counts `session` once, however often the pattern occurs in it.
     fn see(&mut self, session: &Current, variant: Option<&str>) {
         if self.last_session != Some(session.index) {
+            if self.count == 0 || self.last_agent != session.agent {
+                self.agents += 1;
+                self.last_agent = session.agent;
+                self.agent_examples = 0;
+            }
             self.last_session = Some(session.index);
             self.count += 1;
             self.first_seen = Some(self.first_seen.map_or(session.started, |t| t.min(session.started)));
             self.last_seen = Some(self.last_seen.map_or(session.started, |t| t.max(session.started)));
-            if self.examples.len() < EXAMPLES {
+            if self.examples.len() < EXAMPLES && self.agent_examples < session.examples_per_agent {
                 self.examples.push(session.id.clone());
+                self.agent_examples += 1;
             }
         }
         if let Some(variant) = variant {
@@ -102,7 +118,12 @@ struct OutcomeSum {
 #[derive(Debug, Default)]
 struct Current {
     index: u32,
+    /// Index of the agent whose session this is (0 unless pooling).
+    agent: u32,
+    /// Its id as evidence shows it (`<agent>/<id>` when pooling).
     id: String,
+    /// Example ids a pattern keeps from one agent's sessions: pooled evidence shows several.
+    examples_per_agent: u32,
     started: Timestamp,
     tools: Vec<u32>,
     score: Option<f64>,
@@ -115,6 +136,10 @@ pub struct MineStats {
     pub sessions: u32,
     /// Patterns seen in fewer than `minEvidence` sessions (not proposed).
     pub below_threshold: u32,
+    /// Patterns with enough sessions but seen in fewer than `min_agents` agents (not proposed;
+    /// always 0 unless pooling).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub below_agent_threshold: u32,
     /// Rule texts refused as unsafe (instruction override, secret disclosure), with how often.
     pub unsafe_texts: Vec<UnsafeText>,
 }
@@ -131,7 +156,7 @@ pub struct UnsafeText {
 /// The candidate patterns of a pass and the mining statistics.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Mined {
-    /// Patterns with at least `minEvidence` sessions, strongest first.
+    /// Patterns with at least `minEvidence` sessions (and `min_agents` agents), strongest first.
     pub candidates: Vec<Candidate>,
     pub stats: MineStats,
 }
@@ -140,6 +165,10 @@ pub struct Mined {
 #[derive(Debug, Default)]
 pub struct Miner {
     min_evidence: u32,
+    min_agents: u32,
+    /// `<agent>/` per agent when pooling; empty for a single agent's sessions.
+    agent_prefixes: Vec<String>,
+    agent: u32,
     sessions: u32,
     current: Current,
     tool_names: Vec<String>,
@@ -155,11 +184,45 @@ pub struct Miner {
 }
 
 impl Miner {
+    /// A miner of one agent's sessions.
     pub fn new(min_evidence: u32) -> Self {
         Self {
             min_evidence: min_evidence.max(1),
+            min_agents: 1,
             ..Self::default()
         }
+    }
+
+    /// A miner pooling the sessions of `agents` (a collective pass): a pattern is a candidate
+    /// only when seen in at least `min_evidence` sessions of at least `min_agents` distinct
+    /// agents, and session ids are reported as `<agent>/<id>`. Stream each agent's sessions
+    /// together, after [`Miner::set_agent`] with its index in `agents`.
+    pub fn collective(min_evidence: u32, min_agents: u32, agents: &[&str]) -> Self {
+        Self {
+            min_evidence: min_evidence.max(1),
+            min_agents: min_agents.max(1),
+            agent_prefixes: agents.iter().map(|agent| format!("{agent}/")).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// The sessions streamed from now on belong to agent `agent` (an index into the agents of
+    /// [`Miner::collective`]). Agents come one after the other: an agent's sessions are streamed
+    /// together, so the index never goes back.
+    ///
+    /// # Panics
+    /// If `agent` is out of range or smaller than the current agent.
+    pub fn set_agent(&mut self, agent: u32) {
+        assert!(
+            (agent as usize) < self.agent_prefixes.len().max(1),
+            "agent index {agent} out of range"
+        );
+        assert!(
+            agent >= self.agent,
+            "agent {agent} after agent {}: stream each agent's sessions together",
+            self.agent
+        );
+        self.agent = agent;
     }
 
     fn tool_id(&mut self, name: &str) -> u32 {
@@ -275,13 +338,17 @@ impl Miner {
     /// Ends the pass: candidates with enough evidence, strongest first, and statistics.
     pub fn finish(self) -> Mined {
         let min = self.min_evidence;
+        let min_agents = self.min_agents;
         let mut candidates = Vec::new();
         let mut below = 0;
+        let mut below_agents = 0;
         let mut keep = |candidate: Candidate| {
-            if candidate.evidence.count >= min {
-                candidates.push(candidate);
-            } else {
+            if candidate.evidence.count < min {
                 below += 1;
+            } else if candidate.agents < min_agents {
+                below_agents += 1;
+            } else {
+                candidates.push(candidate);
             }
         };
         for ((tool, key), tally) in &self.mistakes {
@@ -343,6 +410,7 @@ impl Miner {
             stats: MineStats {
                 sessions: self.sessions,
                 below_threshold: below,
+                below_agent_threshold: below_agents,
                 unsafe_texts,
             },
         }
@@ -451,10 +519,15 @@ fn candidate(kind: PatternKind, key: String, text: String, tally: &Tally, tool: 
         text,
         key,
         evidence: tally.evidence(),
+        agents: tally.agents,
         excerpts,
         outcome_lift: None,
         tool: tool.map(str::to_string),
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Whether a sentence states a rule, and whether it forbids (`Some(true)`) or asks
@@ -485,9 +558,18 @@ fn rule_polarity(sentence: &str) -> Option<bool> {
 
 impl SessionVisitor for Miner {
     fn start_session(&mut self, session: &SessionMeta) {
+        let (id, examples_per_agent) = match self.agent_prefixes.get(self.agent as usize) {
+            Some(prefix) => (
+                format!("{prefix}{}", session.id),
+                EXAMPLES.div_ceil(self.agent_prefixes.len()) as u32,
+            ),
+            None => (session.id.clone(), EXAMPLES as u32),
+        };
         self.current = Current {
             index: self.sessions,
-            id: session.id.clone(),
+            agent: self.agent,
+            id,
+            examples_per_agent,
             started: session.started,
             tools: Vec::new(),
             score: None,
@@ -715,6 +797,52 @@ mod tests {
             .collect();
         correlated.sort_unstable();
         assert_eq!(correlated, [("check_invoice", 4), ("verify_identity", 4)]);
+    }
+
+    #[test]
+    fn a_collective_miner_counts_agents_and_keeps_patterns_of_enough_of_them() {
+        let mut miner = Miner::collective(3, 2, &["alpha", "beta", "gamma"]);
+        let shared = fail("lookup_account", "account 7 not found: use the billing id");
+        let solo = user("Please never schedule calls before 10am");
+        // Session ids repeat across agents; the miner's session index keeps them apart.
+        for (agent, sessions) in [(0, 0..3), (1, 0..2), (2, 0..4)] {
+            miner.set_agent(agent);
+            for i in sessions {
+                let record = if agent == 2 { solo.clone() } else { shared.clone() };
+                session(&mut miner, i, &[record]);
+            }
+        }
+        let mined = miner.finish();
+        assert_eq!(mined.candidates.len(), 1, "{:?}", mined.candidates);
+        let c = &mined.candidates[0];
+        assert_eq!((c.kind, c.evidence.count, c.agents), (PatternKind::Mistake, 5, 2));
+        // At most two examples per agent (five over three agents), so both agents show.
+        assert_eq!(c.evidence.sessions, ["alpha/s-0", "alpha/s-1", "beta/s-0", "beta/s-1"]);
+        assert_eq!(mined.stats.below_agent_threshold, 1);
+        assert_eq!(mined.stats.below_threshold, 0);
+    }
+
+    #[test]
+    fn a_single_agent_miner_needs_one_agent() {
+        let mut miner = Miner::new(2);
+        for i in 0..6 {
+            session(&mut miner, i, &[fail("a", "boom 1")]);
+        }
+        let mined = miner.finish();
+        assert_eq!(mined.candidates[0].agents, 1);
+        assert_eq!(
+            mined.candidates[0].evidence.sessions,
+            ["s-0", "s-1", "s-2", "s-3", "s-4"]
+        );
+        assert_eq!(mined.stats.below_agent_threshold, 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "stream each agent's sessions together")]
+    fn agents_are_streamed_one_after_the_other() {
+        let mut miner = Miner::collective(1, 2, &["alpha", "beta"]);
+        miner.set_agent(1);
+        miner.set_agent(0);
     }
 
     #[test]

@@ -2494,6 +2494,7 @@ mod tests {
                 last_seen: None,
                 sessions: sessions.iter().map(|s| s.to_string()).collect(),
             },
+            agents: 1,
             excerpts: Vec::new(),
             outcome_lift: None,
             tool: None,

@@ -1,7 +1,9 @@
-//! Cron schedules read in an IANA time zone: parsing and next fire times.
+//! Cron schedules read in an IANA time zone: parsing, next fire times and missed runs.
 //!
 //! Pure: no Kubernetes, no clock. Callers pass the instant to compute from, so every decision is
 //! testable with fixed times (daylight-saving transitions included).
+
+mod missed;
 
 use std::str::FromStr;
 
@@ -9,6 +11,8 @@ use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
+
+pub use missed::{Due, MISSED_LIMIT};
 
 /// A parsed cron expression bound to a time zone.
 #[derive(Clone, Debug)]

@@ -12,6 +12,11 @@
 //!   volumes are bind-mounted at their mount paths; restart policies with a small backoff;
 //!   graceful deletion (SIGTERM, grace period, SIGKILL, then the final delete with grace 0);
 //!   pod status through `pods/status`;
+//! - termination messages: an empty per-container file is bind-mounted read-write at the
+//!   container's `terminationMessagePath` (default `/dev/termination-log`) and its first
+//!   4096 bytes become `state.terminated.message`; when it is empty, a failed container
+//!   reports the tail of its stderr instead, under either `terminationMessagePolicy` (the
+//!   kubelet only does that for `FallbackToLogsOnError`);
 //! - the service-account token: requested with the TokenRequest API (falling back to the
 //!   legacy token Secret when the API server has no token signer) and mounted with `ca.crt`
 //!   and `namespace` at `/var/run/secrets/kubernetes.io/serviceaccount`, refreshed while the
@@ -23,7 +28,8 @@
 //! `unshare --mount --propagation private -- sh -c '<mount script>; exec "$@"' argv...`, so
 //! its bind mounts are invisible to the host and to other pods. Mount targets that do not
 //! exist are created with `mkdir -p` (or an empty file for file mounts) on the host's real
-//! filesystem: they stay behind as empty directories, which is harmless for a test machine.
+//! filesystem: they stay behind as empty directories (and an empty `/dev/termination-log`),
+//! which is harmless for a test machine.
 //! The one exception is `/var/run/secrets`: a private tmpfs is mounted there first whenever
 //! a target lies below it, so service-account directories never touch (or reveal) the host's.
 //! Every container gets a clean environment (no host variables leak in, in particular no
@@ -31,8 +37,9 @@
 //! (`kube::Config::infer()`) end up on the mounted service-account token.
 //!
 //! State dir (`--state-dir`): `logs/<namespace>_<pod>_<container>.log` (stdout + stderr of
-//! every run, with a banner line per start), `pods/<uid>/` (volumes, home; removed with the
-//! pod), `pvc/<namespace>/<claim>/` (claim data).
+//! every run, with a banner line per start), `pods/<uid>/` (volumes, home, termination-message
+//! files under `termination/<container>`; removed with the pod), `pvc/<namespace>/<claim>/`
+//! (claim data).
 //!
 //! What it does not: images (a container whose command or image is `reverie` runs the
 //! locally built `reverie` binary, anything else runs the host's binaries), network and PID

@@ -1,6 +1,6 @@
 //! Turning a container into a local process: which executable runs (the `reverie` mapping),
 //! the mount-namespace script that puts the volumes in place, spawning, log capture and
-//! signalling the process group.
+//! signalling the process group, and the termination message a container leaves behind.
 
 use std::collections::VecDeque;
 use std::io::{Read as _, Write as _};
@@ -21,6 +21,10 @@ use super::volumes::Mount;
 const SECRETS_ROOT: &str = "/var/run/secrets";
 /// How much of a failed container's stderr goes into its termination message.
 const TAIL_BYTES: usize = 2048;
+/// `terminationMessagePath` when the container does not set one (the API default).
+pub const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
+/// How much of the termination-message file is read (the kubelet's limit per container).
+pub const MAX_TERMINATION_MESSAGE: usize = 4096;
 
 pub fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path)
@@ -215,6 +219,9 @@ pub struct Exit {
     pub signal: Option<i32>,
     /// The end of its stderr (lossy UTF-8).
     pub stderr_tail: String,
+    /// The start of its termination-message file (see [`read_termination_file`]); filled in
+    /// by the caller, which knows where the file is.
+    pub termination_file: Vec<u8>,
 }
 
 /// Wait for a started container: copy stderr to the log while keeping its tail, then kill
@@ -256,11 +263,13 @@ pub async fn wait(started: Started) -> Exit {
             code: status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
             signal: status.signal(),
             stderr_tail,
+            termination_file: Vec::new(),
         },
         Err(e) => Exit {
             code: 128,
             signal: None,
             stderr_tail: format!("process-node lost the process: {e}"),
+            termination_file: Vec::new(),
         },
     }
 }
@@ -281,6 +290,67 @@ pub fn message_from_tail(tail: &str) -> String {
     let lines: Vec<&str> = tail.trim_end().lines().collect();
     let start = lines.len().saturating_sub(20);
     lines[start..].join("\n")
+}
+
+/// A container's `terminationMessagePath`: the API default when unset; must be absolute.
+pub fn termination_message_path(container: &Container) -> Result<String, String> {
+    let path = container
+        .termination_message_path
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .unwrap_or(DEFAULT_TERMINATION_MESSAGE_PATH);
+    if !path.starts_with('/') || path.trim_end_matches('/').is_empty() {
+        return Err(format!(
+            "container {:?}: terminationMessagePath {path:?} must be an absolute file path",
+            container.name
+        ));
+    }
+    Ok(path.to_string())
+}
+
+/// Create (or empty) the host file bind-mounted at a container's `terminationMessagePath`,
+/// before every start, so that a restarted container does not report its predecessor's
+/// message. World-writable, like the kubelet's.
+pub fn reset_termination_file(path: &Path) -> Result<(), String> {
+    let err = |e: std::io::Error| format!("termination-message file {}: {e}", path.display());
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(err)?;
+    }
+    std::fs::File::create(path).map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(err)
+}
+
+/// At most [`MAX_TERMINATION_MESSAGE`] bytes of a termination-message file (nothing when it
+/// cannot be read).
+pub fn read_termination_file(path: &Path) -> Vec<u8> {
+    let mut data = Vec::new();
+    if let Ok(file) = std::fs::File::open(path) {
+        let _ = file.take(MAX_TERMINATION_MESSAGE as u64).read_to_end(&mut data);
+    }
+    data
+}
+
+/// The `message` of a terminated container, from its termination-message file (`file`),
+/// its `terminationMessagePolicy` and, for failed containers, its stderr tail.
+///
+/// A non-empty file is the message, whatever the policy. An empty file gives no message for
+/// a container that exited 0, and the stderr tail for a failed one: that is the kubelet's
+/// `FallbackToLogsOnError`, and process-node keeps it for `File` too (the default, where
+/// the kubelet would report nothing), because a failed process's stderr is usually the only
+/// diagnostic a test run has. This also covers containers that could not be started, whose
+/// "tail" is the start error.
+pub fn termination_message(policy: Option<&str>, file: &[u8], exit_code: i32, stderr_tail: &str) -> Option<String> {
+    if !file.is_empty() {
+        return Some(String::from_utf8_lossy(file).into_owned());
+    }
+    let falls_back_to_logs = match policy.unwrap_or("File") {
+        "FallbackToLogsOnError" => true,
+        // `File`: the kubelet would stop here; see above.
+        _ => true,
+    };
+    (falls_back_to_logs && exit_code != 0)
+        .then(|| message_from_tail(stderr_tail))
+        .filter(|m| !m.is_empty())
 }
 
 #[cfg(test)]
@@ -417,22 +487,208 @@ mod tests {
         assert!(plain.contains("cd '/'"));
     }
 
-    #[tokio::test]
-    async fn runs_a_container_in_a_private_mount_namespace() {
-        // `unshare --mount` needs root; elsewhere there is nothing to exercise.
+    #[test]
+    fn script_bind_mounts_the_termination_log_read_write() {
+        let mounts = vec![
+            (
+                Mount {
+                    source: "/s/data".into(),
+                    target: "/data".into(),
+                    read_only: false,
+                },
+                false,
+            ),
+            (
+                Mount {
+                    source: "/s/termination/c".into(),
+                    target: DEFAULT_TERMINATION_MESSAGE_PATH.into(),
+                    read_only: false,
+                },
+                true,
+            ),
+        ];
+        let script = mount_script(&mounts, "", &tools());
+        let expected = "set -e\n\
+            '/usr/bin/mkdir' -p '/data'\n\
+            '/usr/bin/mount' --bind '/s/data' '/data'\n\
+            '/usr/bin/mkdir' -p '/dev'\n\
+            [ -e '/dev/termination-log' ] || : > '/dev/termination-log'\n\
+            '/usr/bin/mount' --bind '/s/termination/c' '/dev/termination-log'\n\
+            '/usr/bin/mkdir' -p '/'\n\
+            cd '/'\n\
+            exec \"$@\"\n";
+        assert_eq!(script, expected);
+    }
+
+    #[test]
+    fn termination_message_path_defaults_and_must_be_absolute() {
+        let mut c = container("busybox", &["true"], &[]);
+        assert_eq!(termination_message_path(&c).unwrap(), "/dev/termination-log");
+        c.termination_message_path = Some(String::new());
+        assert_eq!(termination_message_path(&c).unwrap(), "/dev/termination-log");
+        c.termination_message_path = Some("/tmp/result".into());
+        assert_eq!(termination_message_path(&c).unwrap(), "/tmp/result");
+        for bad in ["result", "/"] {
+            c.termination_message_path = Some(bad.into());
+            let err = termination_message_path(&c).unwrap_err();
+            assert!(err.contains("absolute"), "{err}");
+        }
+    }
+
+    #[test]
+    fn termination_file_is_emptied_at_start_and_read_up_to_4096_bytes() {
+        let dir = std::env::temp_dir().join(format!("process-node-termfile-{}", std::process::id()));
+        let file = dir.join("termination").join("c");
+        assert!(read_termination_file(&file).is_empty());
+        reset_termination_file(&file).unwrap();
+        assert!(read_termination_file(&file).is_empty());
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o666);
+        std::fs::write(&file, "result: 3 items\n").unwrap();
+        assert_eq!(read_termination_file(&file), b"result: 3 items\n");
+        let long: Vec<u8> = (0..5000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        std::fs::write(&file, &long).unwrap();
+        assert_eq!(read_termination_file(&file), long[..MAX_TERMINATION_MESSAGE]);
+        // A restart starts from an empty file again.
+        reset_termination_file(&file).unwrap();
+        assert!(read_termination_file(&file).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn termination_message_prefers_the_file_and_falls_back_to_stderr_on_failure() {
+        for policy in [None, Some("File"), Some("FallbackToLogsOnError")] {
+            // The file wins, success or failure, and is kept as written.
+            assert_eq!(
+                termination_message(policy, b"done\n", 0, "noise\n").as_deref(),
+                Some("done\n"),
+                "{policy:?}"
+            );
+            assert_eq!(
+                termination_message(policy, b"bad input", 2, "panic\n").as_deref(),
+                Some("bad input"),
+                "{policy:?}"
+            );
+            // Empty file: nothing for a success, the stderr tail for a failure.
+            assert_eq!(termination_message(policy, b"", 0, "warning\n"), None, "{policy:?}");
+            assert_eq!(
+                termination_message(policy, b"", 1, "step 1\nerror: boom\n").as_deref(),
+                Some("step 1\nerror: boom"),
+                "{policy:?}"
+            );
+            assert_eq!(termination_message(policy, b"", 1, "\n"), None, "{policy:?}");
+        }
+        // Invalid UTF-8 is reported lossily rather than dropped.
+        assert_eq!(
+            termination_message(None, b"ok \xff", 0, "").as_deref(),
+            Some("ok \u{fffd}")
+        );
+    }
+
+    /// The host tools, when this test run can really start containers (`unshare --mount`
+    /// needs root).
+    fn real_tools(path: &str) -> Option<Tools> {
         // SAFETY: geteuid(2) cannot fail and has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
-            return;
+            return None;
         }
+        Some(Tools {
+            unshare: super::super::find_tool("unshare", path).ok()?,
+            sh: super::super::find_tool("sh", path).ok()?,
+            mount: super::super::find_tool("mount", path).ok()?,
+            mkdir: super::super::find_tool("mkdir", path).ok()?,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_container_reports_its_termination_message_through_the_file() {
         let path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-        let Ok(tools) = (|| -> anyhow::Result<Tools> {
-            Ok(Tools {
-                unshare: super::super::find_tool("unshare", path)?,
-                sh: super::super::find_tool("sh", path)?,
-                mount: super::super::find_tool("mount", path)?,
-                mkdir: super::super::find_tool("mkdir", path)?,
-            })
-        })() else {
+        let Some(tools) = real_tools(path) else {
+            return;
+        };
+        let dir = std::env::temp_dir().join(format!("process-node-termination-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let env = vec![("PATH".to_string(), path.to_string())];
+        let run = |target: String, command: &str| {
+            let file = dir.join("termination").join("c");
+            reset_termination_file(&file).unwrap();
+            let mounts = vec![(
+                Mount {
+                    source: file.clone(),
+                    target,
+                    read_only: false,
+                },
+                true,
+            )];
+            let script = mount_script(&mounts, "", &tools);
+            let argv: Vec<String> = ["sh", "-c", command].iter().map(|s| s.to_string()).collect();
+            let started = spawn(&tools, &script, &argv, &env, &dir.join("c.log"), "=== banner").unwrap();
+            async move {
+                let mut exit = wait(started).await;
+                exit.termination_file = read_termination_file(&file);
+                exit
+            }
+        };
+
+        // The default path, under /dev: a Job reporting its result.
+        let exit = run(
+            DEFAULT_TERMINATION_MESSAGE_PATH.into(),
+            "echo starting >&2; printf 'processed 42' > /dev/termination-log",
+        )
+        .await;
+        assert_eq!(exit.code, 0, "{exit:?}");
+        assert_eq!(exit.termination_file, b"processed 42");
+        assert_eq!(
+            termination_message(None, &exit.termination_file, exit.code, &exit.stderr_tail).as_deref(),
+            Some("processed 42")
+        );
+        // What the container wrote went to the pod's file, not the host's /dev.
+        assert_ne!(
+            std::fs::read(DEFAULT_TERMINATION_MESSAGE_PATH).unwrap(),
+            b"processed 42"
+        );
+
+        // A custom path whose directory does not exist yet; the file beats stderr.
+        let custom = dir.join("custom").join("result");
+        let exit = run(
+            custom.to_string_lossy().into_owned(),
+            &format!(
+                "echo trace >&2; echo 'invalid spec' > {}; exit 4",
+                sh_quote(&custom.to_string_lossy())
+            ),
+        )
+        .await;
+        assert_eq!(exit.code, 4, "{exit:?}");
+        assert_eq!(
+            termination_message(None, &exit.termination_file, exit.code, &exit.stderr_tail).as_deref(),
+            Some("invalid spec\n")
+        );
+        assert_eq!(std::fs::metadata(&custom).unwrap().len(), 0);
+
+        // Nothing written and a failure: the stderr tail, under either policy.
+        let exit = run(
+            DEFAULT_TERMINATION_MESSAGE_PATH.into(),
+            "echo 'fatal: no input' >&2; exit 1",
+        )
+        .await;
+        assert!(exit.termination_file.is_empty(), "{exit:?}");
+        assert_eq!(
+            termination_message(
+                Some("FallbackToLogsOnError"),
+                &exit.termination_file,
+                exit.code,
+                &exit.stderr_tail
+            )
+            .as_deref(),
+            Some("fatal: no input")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn runs_a_container_in_a_private_mount_namespace() {
+        let path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+        let Some(tools) = real_tools(path) else {
             return;
         };
         let dir = std::env::temp_dir().join(format!("process-node-spawn-{}", std::process::id()));

@@ -56,6 +56,10 @@ struct Launch {
     env: Vec<(String, String)>,
     mounts: Vec<Mount>,
     working_dir: String,
+    /// `terminationMessagePath` inside the container.
+    termination_path: String,
+    /// The host file bind-mounted there (emptied at every start, read after every exit).
+    termination_file: PathBuf,
 }
 
 struct Worker {
@@ -285,11 +289,19 @@ impl Worker {
                 .map_err(|e| format!("container {:?}: {e}", c.name))?;
             let mounts = volumes::container_mounts(c, &plan, &env)?;
             let argv = process::resolve_argv(c, &env, self.ctx.host.reverie_bin.as_deref())?;
+            let termination_path = process::termination_message_path(c)?;
+            let termination_file = self
+                .ctx
+                .pod_dir(&self.uid)
+                .join("termination")
+                .join(volumes::safe_relative(&c.name).map_err(|e| format!("container name: {e}"))?);
             launches.push(Launch {
                 argv,
                 env,
                 mounts,
                 working_dir: c.working_dir.clone().unwrap_or_default(),
+                termination_path,
+                termination_file,
             });
         }
         volumes::materialise(&plan)?;
@@ -370,7 +382,16 @@ impl Worker {
         };
         slot.run += 1;
         let run = slot.run;
-        let mounts: Vec<(Mount, bool)> = launch.mounts.iter().map(|m| (m.clone(), m.source.is_file())).collect();
+        let mut mounts: Vec<(Mount, bool)> = launch.mounts.iter().map(|m| (m.clone(), m.source.is_file())).collect();
+        // Last, so that it lands on top of a volume mounted above its path.
+        mounts.push((
+            Mount {
+                source: launch.termination_file.clone(),
+                target: launch.termination_path.clone(),
+                read_only: false,
+            },
+            true,
+        ));
         let script = process::mount_script(&mounts, &launch.working_dir, &self.ctx.tools);
         let log_path = self
             .ctx
@@ -385,7 +406,10 @@ impl Worker {
         );
         let started_at = Timestamp::now();
         let tx = self.tx.clone();
-        match process::spawn(&self.ctx.tools, &script, &launch.argv, &launch.env, &log_path, &banner) {
+        let termination_file = launch.termination_file.clone();
+        let spawned = process::reset_termination_file(&termination_file)
+            .and_then(|()| process::spawn(&self.ctx.tools, &script, &launch.argv, &launch.env, &log_path, &banner));
+        match spawned {
             Ok(started) => {
                 info!(pod = %key, container = %slot.name, pid = started.pgid, "container started");
                 slot.state = State::Running {
@@ -393,7 +417,8 @@ impl Worker {
                     pgid: started.pgid,
                 };
                 tokio::spawn(async move {
-                    let exit = process::wait(started).await;
+                    let mut exit = process::wait(started).await;
+                    exit.termination_file = process::read_termination_file(&termination_file);
                     let _ = tx.send(Event::Exited { slot: i, run, exit });
                 });
             }
@@ -407,6 +432,7 @@ impl Worker {
                         code: 128,
                         signal: None,
                         stderr_tail: e,
+                        termination_file: Vec::new(),
                     },
                 });
             }
@@ -445,9 +471,11 @@ impl Worker {
             State::Running { started_at, pgid } => (Some(*started_at), *pgid),
             _ => (None, 0),
         };
-        let message = (exit.code != 0)
-            .then(|| process::message_from_tail(&exit.stderr_tail))
-            .filter(|m| !m.is_empty());
+        let policy = self
+            .containers
+            .get(i)
+            .and_then(|c| c.termination_message_policy.as_deref());
+        let message = process::termination_message(policy, &exit.termination_file, exit.code, &exit.stderr_tail);
         let term = Term {
             exit_code: exit.code,
             signal: exit.signal,

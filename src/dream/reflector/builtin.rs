@@ -143,6 +143,7 @@ mod tests {
                 count,
                 ..Default::default()
             },
+            agents: 1,
             excerpts: vec![excerpt.into()],
             outcome_lift: None,
             tool: tool.map(str::to_string),

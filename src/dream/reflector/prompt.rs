@@ -348,6 +348,7 @@ mod tests {
                 last_seen: Some(now()),
                 sessions: vec!["s-1".into()],
             },
+            agents: 1,
             excerpts: excerpts.iter().map(|s| s.to_string()).collect(),
             outcome_lift: None,
             tool: Some("lookup_account".into()),

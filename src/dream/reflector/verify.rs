@@ -308,6 +308,7 @@ mod tests {
                 last_seen: None,
                 sessions: (0..count).map(|i| format!("s-{i}")).collect(),
             },
+            agents: 1,
             excerpts: vec![],
             outcome_lift: None,
             tool: None,

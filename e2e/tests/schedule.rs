@@ -1,0 +1,437 @@
+//! DreamSchedules on a real API server with the process node: run-now passes that read a
+//! sessions folder and create a MemoryProposal, the concurrency policies, suspension and
+//! missed runs, history limits, failing passes, and the dreamer's limited RBAC.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use reverie::api::dream_schedule::AgentRun;
+use reverie::api::{Agent, DreamSchedule, MemoryProposal};
+use reverie_e2e::{OperatorProcess, TestNamespace, apply, client, has_condition, install_crds, repo_root, wait_for};
+use serde_json::{Value, json};
+
+/// A copy of `examples/sessions` (the transcripts the README's demo dreams over).
+fn sessions_copy(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("reverie-e2e-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_tree(&repo_root().join("examples/sessions"), &dir);
+    dir
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_tree(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+fn agent(name: &str, sessions: &Path) -> Agent {
+    serde_json::from_value(json!({
+        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent", "metadata": {"name": name},
+        "spec": {"model": "claude", "instructions": "Help customers with billing.",
+                 "sessions": {"hostPath": {"path": sessions.to_str().unwrap()}}}
+    }))
+    .unwrap()
+}
+
+fn schedule(name: &str, spec: Value) -> DreamSchedule {
+    let mut full = json!({"schedule": "0 3 * * *", "agents": {"names": ["support"]}});
+    if let (Some(base), Some(extra)) = (full.as_object_mut(), spec.as_object()) {
+        base.extend(extra.clone());
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "reverie.dev/v1alpha1", "kind": "DreamSchedule", "metadata": {"name": name}, "spec": full
+    }))
+    .unwrap()
+}
+
+async fn dream_now(api: &Api<DreamSchedule>, name: &str, value: &str) {
+    let patch = json!({"metadata": {"annotations": {"reverie.dev/dream-now": value}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+fn last_run<'a>(schedule: Option<&'a DreamSchedule>, agent: &str) -> Option<&'a AgentRun> {
+    schedule?.status.as_ref()?.last_runs.iter().find(|r| r.agent == agent)
+}
+
+/// Waits until the agent's last run of `schedule` has `result` (and, when given, ran `job`).
+async fn wait_run(api: &Api<DreamSchedule>, schedule: &str, agent: &str, result: &str, job: Option<&str>) -> AgentRun {
+    let agent_owned = agent.to_string();
+    let (result_owned, job_owned) = (result.to_string(), job.map(str::to_string));
+    let found = wait_for(
+        api,
+        schedule,
+        &format!("{agent} run {result}"),
+        move |s: Option<&DreamSchedule>| {
+            last_run(s, &agent_owned)
+                .is_some_and(|r| r.result == result_owned && job_owned.as_ref().is_none_or(|j| &r.job == j))
+        },
+    )
+    .await
+    .unwrap();
+    last_run(Some(&found), agent).cloned().unwrap()
+}
+
+async fn job_names(jobs: &Api<Job>, schedule: &str) -> Vec<String> {
+    let mut names: Vec<String> = jobs
+        .list(&ListParams::default().labels(&format!("reverie.dev/schedule={schedule}")))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|j| j.metadata.deletion_timestamp.is_none())
+        .map(ResourceExt::name_any)
+        .collect();
+    names.sort();
+    names
+}
+
+/// Waits until Job `name` is gone (or being deleted).
+async fn wait_deleted(jobs: &Api<Job>, name: &str) {
+    let Some(job) = jobs.get_opt(name).await.unwrap() else {
+        return;
+    };
+    if job.metadata.deletion_timestamp.is_some() {
+        return;
+    }
+    let uid = job.uid().unwrap();
+    let gone =
+        kube::runtime::wait::await_condition(jobs.clone(), name, kube::runtime::wait::conditions::is_deleted(&uid));
+    reverie_e2e::within(reverie_e2e::TIMEOUT, gone).await.unwrap().unwrap();
+}
+
+async fn setup(prefix: &str) -> (Client, TestNamespace, OperatorProcess) {
+    let client = client().await;
+    install_crds(&client).await.unwrap();
+    let ns = TestNamespace::create(&client, prefix).await.unwrap();
+    let operator = OperatorProcess::start(&ns.name, prefix).await.unwrap();
+    (client, ns, operator)
+}
+
+#[tokio::test]
+async fn run_now_reads_the_sessions_folder_and_creates_a_proposal_with_evidence() {
+    let (_client, ns, operator) = setup("dream-now").await;
+    let agents = ns.api::<Agent>();
+    let schedules = ns.api::<DreamSchedule>();
+    let sessions = sessions_copy(&ns.name);
+    let empty = std::env::temp_dir().join(format!("reverie-e2e-{}-empty", ns.name));
+    std::fs::create_dir_all(&empty).unwrap();
+    apply(&agents, &agent("support", &sessions)).await.unwrap();
+    apply(&agents, &agent("quiet", &empty)).await.unwrap();
+    wait_for(&agents, "support", "MemoryReady", has_condition("MemoryReady", "True"))
+        .await
+        .unwrap();
+    wait_for(&agents, "quiet", "MemoryReady", has_condition("MemoryReady", "True"))
+        .await
+        .unwrap();
+    apply(
+        &schedules,
+        &schedule("nightly", json!({"agents": {"names": ["support", "quiet"]}})),
+    )
+    .await
+    .unwrap();
+    let ready = wait_for(&schedules, "nightly", "Ready", has_condition("Ready", "True"))
+        .await
+        .unwrap();
+    assert!(ready.status.unwrap().next_schedule_time.is_some());
+
+    dream_now(&schedules, "nightly", "1").await;
+    let run = wait_run(&schedules, "nightly", "support", "Succeeded", None).await;
+    let proposal_name = run.proposal.clone().expect("a proposal was created");
+    assert_eq!(proposal_name, run.job);
+    assert!(run.sessions_reviewed.unwrap() >= 30, "{run:?}");
+
+    let proposal = ns.api::<MemoryProposal>().get(&proposal_name).await.unwrap();
+    let spec = &proposal.spec;
+    assert_eq!(spec.agent_ref.name, "support");
+    assert_eq!(spec.base_revision, 1);
+    let source = spec.source.as_ref().unwrap();
+    assert_eq!(
+        (source.dream_schedule.as_deref(), source.job.as_deref()),
+        (Some("nightly"), Some(run.job.as_str()))
+    );
+    assert!(!spec.changes.is_empty());
+    assert!(
+        spec.changes
+            .iter()
+            .all(|c| c.evidence.as_ref().is_some_and(|e| e.count >= 3)),
+        "every change carries counted evidence"
+    );
+    let owner = &proposal.owner_references()[0];
+    assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("Agent", "support"));
+    // Proposing never touches memory.
+    let memory = ns.api::<ConfigMap>().get("support-memory").await.unwrap();
+    assert_eq!(memory.annotations()["reverie.dev/revision"], "1");
+
+    // An agent with nothing to review gets no proposal, and the status says so.
+    let quiet = wait_run(&schedules, "nightly", "quiet", "Succeeded", None).await;
+    assert_eq!(quiet.proposal, None);
+    assert!(quiet.message.unwrap().contains("no sessions"), "{:?}", quiet.job);
+    drop(operator);
+    ns.delete().await.unwrap();
+}
+
+/// A reflector endpoint that accepts connections and never answers: passes using it run
+/// until their deadline, which is what the concurrency tests need.
+fn silent_endpoint() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    (listener, url)
+}
+
+#[tokio::test]
+async fn forbid_skips_a_second_pass_and_replace_replaces_the_running_one() {
+    let (_client, ns, operator) = setup("concurrency").await;
+    let agents = ns.api::<Agent>();
+    let schedules = ns.api::<DreamSchedule>();
+    let jobs = ns.api::<Job>();
+    let sessions = sessions_copy(&ns.name);
+    let (_listener, endpoint) = silent_endpoint();
+    apply(&agents, &agent("support", &sessions)).await.unwrap();
+    wait_for(&agents, "support", "MemoryReady", has_condition("MemoryReady", "True"))
+        .await
+        .unwrap();
+    let spec = json!({"reflector": {"provider": "openai", "model": "m", "endpoint": endpoint},
+                      "jobTemplate": {"backoffLimit": 0}});
+    apply(&schedules, &schedule("slow", spec.clone())).await.unwrap();
+    wait_for(&schedules, "slow", "Ready", has_condition("Ready", "True"))
+        .await
+        .unwrap();
+
+    dream_now(&schedules, "slow", "1").await;
+    let first = wait_run(&schedules, "slow", "support", "Running", None).await.job;
+    dream_now(&schedules, "slow", "2").await;
+    let skipped = wait_run(&schedules, "slow", "support", "Skipped", None).await;
+    assert_eq!(skipped.job, first);
+    assert!(skipped.message.unwrap().contains("still running"));
+    assert_eq!(job_names(&jobs, "slow").await, std::slice::from_ref(&first));
+
+    let mut replace = spec;
+    replace["concurrencyPolicy"] = json!("Replace");
+    apply(&schedules, &schedule("slow", replace)).await.unwrap();
+    dream_now(&schedules, "slow", "3").await;
+    let second = wait_for(&schedules, "slow", "a replacing pass", |s: Option<&DreamSchedule>| {
+        last_run(s, "support").is_some_and(|r| r.result == "Running" && r.job.contains("-now-"))
+            && s.and_then(|s| s.status.as_ref())
+                .is_some_and(|st| st.active.len() == 1 && st.last_dream_now.as_deref() == Some("3"))
+    })
+    .await
+    .unwrap();
+    let second = last_run(Some(&second), "support").unwrap().job.clone();
+    assert_ne!(second, first);
+    wait_deleted(&jobs, &first).await;
+    drop(operator);
+    ns.delete().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failing_pass_fails_its_job_with_a_message_and_leaves_memory_alone() {
+    let (_client, ns, operator) = setup("failing").await;
+    let agents = ns.api::<Agent>();
+    let schedules = ns.api::<DreamSchedule>();
+    let sessions = sessions_copy(&ns.name);
+    // A port nothing listens on: the reflector's connection is refused.
+    let closed = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    apply(&agents, &agent("support", &sessions)).await.unwrap();
+    wait_for(&agents, "support", "MemoryReady", has_condition("MemoryReady", "True"))
+        .await
+        .unwrap();
+    let spec = json!({"reflector": {"provider": "openai", "model": "m", "endpoint": format!("http://127.0.0.1:{closed}")},
+                      "jobTemplate": {"backoffLimit": 0}});
+    apply(&schedules, &schedule("broken", spec)).await.unwrap();
+    wait_for(&schedules, "broken", "Ready", has_condition("Ready", "True"))
+        .await
+        .unwrap();
+    dream_now(&schedules, "broken", "1").await;
+    let failed = wait_run(&schedules, "broken", "support", "Failed", None).await;
+    let message = failed.message.unwrap();
+    assert!(message.contains("reflector"), "{message}");
+    assert_eq!(failed.proposal, None);
+    let memory = ns.api::<ConfigMap>().get("support-memory").await.unwrap();
+    assert_eq!(memory.annotations()["reverie.dev/revision"], "1");
+    assert!(
+        ns.api::<MemoryProposal>()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    drop(operator);
+    ns.delete().await.unwrap();
+}
+
+#[tokio::test]
+async fn history_limits_delete_old_jobs() {
+    let (_client, ns, operator) = setup("history").await;
+    let agents = ns.api::<Agent>();
+    let schedules = ns.api::<DreamSchedule>();
+    let jobs = ns.api::<Job>();
+    let empty = std::env::temp_dir().join(format!("reverie-e2e-{}-empty", ns.name));
+    std::fs::create_dir_all(&empty).unwrap();
+    apply(&agents, &agent("support", &empty)).await.unwrap();
+    apply(&schedules, &schedule("kept", json!({"successfulJobsHistoryLimit": 1})))
+        .await
+        .unwrap();
+    wait_for(&schedules, "kept", "Ready", has_condition("Ready", "True"))
+        .await
+        .unwrap();
+    dream_now(&schedules, "kept", "1").await;
+    let first = wait_run(&schedules, "kept", "support", "Succeeded", None).await.job;
+    dream_now(&schedules, "kept", "2").await;
+    let second = wait_for(&schedules, "kept", "second pass done", |s: Option<&DreamSchedule>| {
+        last_run(s, "support").is_some_and(|r| r.result == "Succeeded" && r.job.contains("-now-"))
+            && s.and_then(|s| s.status.as_ref()?.last_dream_now.as_deref()) == Some("2")
+    })
+    .await
+    .unwrap();
+    let second = last_run(Some(&second), "support").unwrap().job.clone();
+    assert_ne!(first, second);
+    wait_deleted(&jobs, &first).await;
+    assert_eq!(job_names(&jobs, "kept").await, [second]);
+    drop(operator);
+    ns.delete().await.unwrap();
+}
+
+#[tokio::test]
+async fn suspend_stops_new_passes_and_resuming_starts_the_missed_one() {
+    let (_client, ns, operator) = setup("suspend").await;
+    let agents = ns.api::<Agent>();
+    let schedules = ns.api::<DreamSchedule>();
+    let jobs = ns.api::<Job>();
+    let empty = std::env::temp_dir().join(format!("reverie-e2e-{}-empty", ns.name));
+    std::fs::create_dir_all(&empty).unwrap();
+    apply(&agents, &agent("support", &empty)).await.unwrap();
+    let every_minute = json!({"schedule": "* * * * *"});
+    let mut suspended = every_minute.clone();
+    suspended["suspend"] = json!(true);
+    apply(&schedules, &schedule("paused", suspended)).await.unwrap();
+    apply(&schedules, &schedule("witness", every_minute.clone()))
+        .await
+        .unwrap();
+    let paused = wait_for(&schedules, "paused", "Ready", has_condition("Ready", "True"))
+        .await
+        .unwrap();
+    assert_eq!(paused.status.unwrap().next_schedule_time, None);
+
+    // The witness fires at the next minute: by then the paused schedule would have too.
+    let witnessed = wait_for(
+        &schedules,
+        "witness",
+        "a scheduled pass",
+        |s: Option<&DreamSchedule>| s.and_then(|s| s.status.as_ref()?.last_schedule_time.as_ref()).is_some(),
+    );
+    reverie_e2e::within(std::time::Duration::from_secs(130), witnessed)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        job_names(&jobs, "paused").await.is_empty(),
+        "a suspended schedule starts nothing"
+    );
+
+    // Resuming starts the most recent missed fire time at once.
+    apply(&schedules, &schedule("paused", every_minute)).await.unwrap();
+    let resumed = wait_for(&schedules, "paused", "the missed pass", |s: Option<&DreamSchedule>| {
+        s.and_then(|s| s.status.as_ref()?.last_schedule_time.as_ref()).is_some()
+    })
+    .await
+    .unwrap();
+    let fired = resumed.status.unwrap().last_schedule_time.unwrap().0;
+    let minutes = fired.as_second() / 60;
+    assert_eq!(job_names(&jobs, "paused").await, [format!("paused-support-{minutes}")]);
+    drop(operator);
+    ns.delete().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_dreamer_can_read_its_agent_and_memory_and_nothing_else() {
+    let (client, ns, operator) = setup("dreamer-rbac").await;
+    let agents = ns.api::<Agent>();
+    let schedules = ns.api::<DreamSchedule>();
+    let empty = std::env::temp_dir().join(format!("reverie-e2e-{}-empty", ns.name));
+    std::fs::create_dir_all(&empty).unwrap();
+    apply(&agents, &agent("support", &empty)).await.unwrap();
+    apply(&agents, &agent("other", &empty)).await.unwrap();
+    let secret: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "llm"}, "stringData": {"key": "s3cret"}})).unwrap();
+    ns.api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    apply(&schedules, &schedule("nightly", json!({}))).await.unwrap();
+    dream_now(&schedules, "nightly", "1").await;
+    wait_run(&schedules, "nightly", "support", "Succeeded", None).await;
+
+    let dreamer = dreamer_client(&client, &ns.name).await;
+    let agents_as_dreamer: Api<Agent> = Api::namespaced(dreamer.clone(), &ns.name);
+    let configmaps_as_dreamer: Api<ConfigMap> = Api::namespaced(dreamer.clone(), &ns.name);
+    agents_as_dreamer.get("support").await.expect("reads its agent");
+    configmaps_as_dreamer
+        .get("support-memory")
+        .await
+        .expect("reads its agent's memory");
+    let forbidden = |r: Result<_, kube::Error>| matches!(r, Err(kube::Error::Api(s)) if s.code == 403);
+    assert!(
+        forbidden(agents_as_dreamer.get("other").await.map(|_| ())),
+        "another agent"
+    );
+    assert!(
+        forbidden(configmaps_as_dreamer.get("other-memory").await.map(|_| ())),
+        "another memory"
+    );
+    assert!(
+        forbidden(configmaps_as_dreamer.list(&ListParams::default()).await.map(|_| ())),
+        "listing ConfigMaps"
+    );
+    let secrets: Api<Secret> = Api::namespaced(dreamer.clone(), &ns.name);
+    assert!(forbidden(secrets.get("llm").await.map(|_| ())), "Secrets");
+    let elsewhere: Api<ConfigMap> = Api::namespaced(dreamer.clone(), "default");
+    assert!(
+        forbidden(elsewhere.get("support-memory").await.map(|_| ())),
+        "other namespaces"
+    );
+    let proposals: Api<MemoryProposal> = Api::namespaced(dreamer, &ns.name);
+    assert!(
+        forbidden(proposals.list(&ListParams::default()).await.map(|_| ())),
+        "reading proposals"
+    );
+    drop(operator);
+    ns.delete().await.unwrap();
+}
+
+/// A client authenticated as `reverie-dreamer`, with a token from the TokenRequest API.
+async fn dreamer_client(admin: &Client, namespace: &str) -> Client {
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
+    let request: TokenRequest =
+        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 600}})).unwrap();
+    let token = accounts
+        .create_token_request("reverie-dreamer", &PostParams::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token;
+    let mut config = kube::Config::infer().await.unwrap();
+    config.auth_info = kube::config::AuthInfo {
+        token: Some(token.into()),
+        ..kube::config::AuthInfo::default()
+    };
+    Client::try_from(config).unwrap()
+}

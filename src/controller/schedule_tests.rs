@@ -1,0 +1,387 @@
+//! DreamSchedule reconciler tests against a scripted API server: the exact requests a fire
+//! time, each concurrency policy, suspension, run-now, history limits and a failed pass send.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use jiff::Timestamp;
+use kube::runtime::controller::Action;
+use serde_json::{Value, json};
+
+use super::dream_schedule::{self, expired_jobs};
+use super::test_support::{Expect, NOW, Seen, condition, run_scripted, test_context};
+use crate::api::DreamSchedule;
+
+const AGENTS: &str = "/apis/reverie.dev/v1alpha1/namespaces/team/agents";
+const SCHEDULES: &str = "/apis/reverie.dev/v1alpha1/namespaces/team/dreamschedules";
+const JOBS: &str = "/apis/batch/v1/namespaces/team/jobs";
+const PODS: &str = "/api/v1/namespaces/team/pods";
+
+fn now() -> Timestamp {
+    NOW.parse().unwrap()
+}
+
+fn minutes(at: Timestamp) -> i64 {
+    at.as_second() / 60
+}
+
+/// A schedule firing every five minutes, created eight minutes before [`NOW`] (12:00, a fire
+/// time), with `extra` merged into its spec and `status` as its status.
+fn schedule(extra: Value, status: Value, annotations: Value) -> DreamSchedule {
+    let mut spec = json!({"schedule": "*/5 * * * *", "agents": {"names": ["support"]}});
+    if let (Some(base), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        base.extend(extra.clone());
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "reverie.dev/v1alpha1", "kind": "DreamSchedule",
+        "metadata": {"name": "nightly", "namespace": "team", "generation": 1, "uid": "u-2",
+                     "creationTimestamp": "2026-11-20T11:52:00Z", "annotations": annotations},
+        "spec": spec,
+        "status": status
+    }))
+    .unwrap()
+}
+
+/// Status of a schedule that already handled 11:55 and is valid.
+fn handled_1155() -> Value {
+    json!({
+        "observedGeneration": 1,
+        "lastScheduleTime": "2026-11-20T11:55:00Z",
+        "conditions": [
+            {"type": "Accepted", "status": "True", "reason": "Valid", "message": "the schedule is valid", "observedGeneration": 1, "lastTransitionTime": "2026-11-20T11:52:00Z"},
+            {"type": "Ready", "status": "True", "reason": "Reconciled", "message": "the schedule and its agents are ready", "observedGeneration": 1, "lastTransitionTime": "2026-11-20T11:52:00Z"}
+        ]
+    })
+}
+
+fn support_agent() -> Expect {
+    Expect::get(
+        format!("{AGENTS}/support"),
+        json!({"apiVersion": "reverie.dev/v1alpha1", "kind": "Agent",
+               "metadata": {"name": "support", "namespace": "team", "uid": "a-1"},
+               "spec": {"model": "m", "instructions": "x", "sessions": {"hostPath": {"path": "/data/sessions"}}}}),
+    )
+}
+
+fn job(name: &str, created: &str, finished: Option<(&str, &str)>) -> Value {
+    let mut job = json!({
+        "metadata": {"name": name, "namespace": "team", "uid": format!("uid-{name}"), "creationTimestamp": created,
+                     "labels": {"reverie.dev/schedule": "nightly", "reverie.dev/dream-agent": "support"}},
+        "spec": {"template": {"spec": {"containers": []}}},
+        "status": {}
+    });
+    if let Some((condition, at)) = finished {
+        job["status"] = json!({"conditions": [{"type": condition, "status": "True", "lastTransitionTime": at,
+            "message": if condition == "Failed" { "Job has reached the specified backoff limit" } else { "" }}]});
+    }
+    job
+}
+
+fn jobs(items: Vec<Value>) -> Expect {
+    Expect::get(
+        JOBS,
+        json!({"apiVersion": "batch/v1", "kind": "JobList", "metadata": {}, "items": items}),
+    )
+}
+
+/// The dreamer's ServiceAccount, Role and RoleBinding, all already in place.
+fn dreamer_rbac_in_place() -> Vec<Expect> {
+    vec![
+        Expect::get(
+            "/api/v1/namespaces/team/serviceaccounts/reverie-dreamer",
+            json!({"metadata": {"name": "reverie-dreamer"}}),
+        ),
+        Expect::get(
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/team/roles/nightly-dreamer",
+            json!({"metadata": {"name": "nightly-dreamer"}, "rules": [
+                {"apiGroups": ["reverie.dev"], "resources": ["agents"], "resourceNames": ["support"], "verbs": ["get"]},
+                {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["support-memory"], "verbs": ["get"]},
+                {"apiGroups": ["reverie.dev"], "resources": ["memoryproposals"], "verbs": ["create"]}
+            ]}),
+        ),
+        Expect::get(
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/team/rolebindings/nightly-dreamer",
+            json!({"metadata": {"name": "nightly-dreamer"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "nightly-dreamer"}}),
+        ),
+    ]
+}
+
+fn create_job() -> Expect {
+    Expect::new(Method::POST, JOBS, StatusCode::CREATED, Value::Null)
+}
+
+fn status_patch(schedule: &DreamSchedule) -> Expect {
+    Expect::patch_status(format!("{SCHEDULES}/nightly/status"), schedule)
+}
+
+async fn reconcile(schedule: DreamSchedule, script: Vec<Expect>) -> (Action, Vec<Seen>) {
+    let (ctx, handle) = test_context();
+    let (result, seen) = run_scripted(handle, script, dream_schedule::reconcile(Arc::new(schedule), ctx)).await;
+    (result.expect("reconcile succeeds"), seen)
+}
+
+fn requeue_in(duration: Duration) -> Action {
+    Action::requeue(duration + Duration::from_millis(1))
+}
+
+fn last_run(patch: &Seen) -> &Value {
+    &patch.body["status"]["lastRuns"][0]
+}
+
+#[tokio::test]
+async fn a_due_fire_time_starts_one_deterministic_job_and_requeues_at_the_next() {
+    let object = schedule(json!({}), handled_1155(), json!({}));
+    let mut script = vec![support_agent(), jobs(vec![])];
+    script.extend(dreamer_rbac_in_place());
+    script.extend([create_job(), Expect::event("team"), status_patch(&object)]);
+    let (action, seen) = reconcile(object, script).await;
+
+    let created = &seen[5].body;
+    assert_eq!(
+        created["metadata"]["name"],
+        format!("nightly-support-{}", minutes(now()))
+    );
+    assert_eq!(created["metadata"]["annotations"]["reverie.dev/scheduled-at"], NOW);
+    assert_eq!(created["metadata"]["ownerReferences"][0]["kind"], "DreamSchedule");
+    assert_eq!(seen[6].body["reason"], "DreamStarted");
+    let status = &seen[7].body["status"];
+    assert_eq!(status["lastScheduleTime"], NOW);
+    assert_eq!(status["nextScheduleTime"], "2026-11-20T12:05:00Z");
+    assert_eq!(status["active"][0]["name"], created["metadata"]["name"]);
+    assert_eq!(last_run(&seen[7])["result"], "Running");
+    assert_eq!(action, requeue_in(Duration::from_secs(300)));
+}
+
+#[tokio::test]
+async fn forbid_skips_while_a_pass_runs_and_records_why() {
+    let object = schedule(json!({}), handled_1155(), json!({}));
+    let running = job("nightly-support-old", "2026-11-20T11:55:00Z", None);
+    let mut script = vec![support_agent(), jobs(vec![running])];
+    script.extend(dreamer_rbac_in_place());
+    script.extend([Expect::event("team"), status_patch(&object)]);
+    let (_, seen) = reconcile(object, script).await;
+
+    assert_eq!(seen[5].body["reason"], "DreamSkipped");
+    let run = last_run(&seen[6]);
+    assert_eq!(run["result"], "Skipped");
+    assert!(
+        run["message"]
+            .as_str()
+            .unwrap()
+            .contains("nightly-support-old is still running"),
+        "{run}"
+    );
+    // The fire time counts as handled: a skipped pass does not start late.
+    assert_eq!(seen[6].body["status"]["lastScheduleTime"], NOW);
+}
+
+#[tokio::test]
+async fn replace_deletes_the_running_pass_before_starting_the_new_one() {
+    let object = schedule(json!({"concurrencyPolicy": "Replace"}), handled_1155(), json!({}));
+    let running = job("nightly-support-old", "2026-11-20T11:55:00Z", None);
+    let mut script = vec![support_agent(), jobs(vec![running])];
+    script.extend(dreamer_rbac_in_place());
+    script.extend([
+        Expect::new(
+            Method::DELETE,
+            format!("{JOBS}/nightly-support-old"),
+            StatusCode::OK,
+            json!({}),
+        ),
+        Expect::event("team"),
+        create_job(),
+        Expect::event("team"),
+        status_patch(&object),
+    ]);
+    let (_, seen) = reconcile(object, script).await;
+
+    assert_eq!(seen[5].body["propagationPolicy"], "Background");
+    assert_eq!(seen[6].body["reason"], "DreamReplaced");
+    let active = seen[9].body["status"]["active"].as_array().unwrap();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0]["name"], format!("nightly-support-{}", minutes(now())));
+}
+
+#[tokio::test]
+async fn allow_runs_a_second_pass_beside_the_first() {
+    let object = schedule(json!({"concurrencyPolicy": "Allow"}), handled_1155(), json!({}));
+    let running = job("nightly-support-old", "2026-11-20T11:55:00Z", None);
+    let mut script = vec![support_agent(), jobs(vec![running])];
+    script.extend(dreamer_rbac_in_place());
+    script.extend([create_job(), Expect::event("team"), status_patch(&object)]);
+    let (_, seen) = reconcile(object, script).await;
+    assert_eq!(seen[7].body["status"]["active"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn suspend_starts_nothing_and_has_no_next_time() {
+    let object = schedule(json!({"suspend": true}), handled_1155(), json!({}));
+    // Nothing to start, and the status (no next time, last run 11:55) is already right.
+    let (action, seen) = reconcile(object, vec![support_agent(), jobs(vec![])]).await;
+    assert_eq!(seen.len(), 2);
+    assert_eq!(action, Action::await_change());
+}
+
+#[tokio::test]
+async fn a_new_dream_now_value_starts_a_pass_once() {
+    let mut status = handled_1155();
+    status["lastScheduleTime"] = json!(NOW);
+    status["nextScheduleTime"] = json!("2026-11-20T12:05:00Z");
+    let object = schedule(json!({}), status.clone(), json!({"reverie.dev/dream-now": "try-1"}));
+    let mut script = vec![support_agent(), jobs(vec![])];
+    script.extend(dreamer_rbac_in_place());
+    script.extend([create_job(), Expect::event("team"), status_patch(&object)]);
+    let (_, seen) = reconcile(object, script).await;
+    let name = seen[5].body["metadata"]["name"].as_str().unwrap().to_string();
+    assert!(name.starts_with("nightly-support-now-"), "{name}");
+    assert_eq!(seen[7].body["status"]["lastDreamNow"], "try-1");
+
+    // The same value again, once the status recorded it: no second pass (the status only
+    // learns the running Job's uid).
+    let handled = seen[7].body["status"].clone();
+    let object = schedule(json!({}), handled, json!({"reverie.dev/dream-now": "try-1"}));
+    let running = job(&name, NOW, None);
+    let script = vec![support_agent(), jobs(vec![running]), status_patch(&object)];
+    let (_, seen) = reconcile(object, script).await;
+    assert!(seen.iter().all(|s| s.method != Method::POST), "no Job created");
+    assert_eq!(last_run(&seen[2])["job"], name.as_str());
+}
+
+#[tokio::test]
+async fn nothing_due_and_nothing_changed_makes_no_write() {
+    let mut status = handled_1155();
+    status["lastScheduleTime"] = json!(NOW);
+    status["nextScheduleTime"] = json!("2026-11-20T12:05:00Z");
+    let object = schedule(json!({}), status, json!({}));
+    let (action, seen) = reconcile(object, vec![support_agent(), jobs(vec![])]).await;
+    assert_eq!(seen.len(), 2);
+    assert_eq!(action, requeue_in(Duration::from_secs(300)));
+}
+
+#[tokio::test]
+async fn a_failed_pass_is_reported_with_the_pods_message() {
+    let mut status = handled_1155();
+    status["lastScheduleTime"] = json!(NOW);
+    status["nextScheduleTime"] = json!("2026-11-20T12:05:00Z");
+    let object = schedule(json!({}), status, json!({}));
+    let failed = job(
+        "nightly-support-1",
+        "2026-11-20T11:55:00Z",
+        Some(("Failed", "2026-11-20T11:57:00Z")),
+    );
+    let report = r#"{"result":"Failed","message":"the reflector failed, so nothing is proposed: connection refused"}"#;
+    let pods = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [{
+        "metadata": {"name": "p", "creationTimestamp": "2026-11-20T11:55:01Z"},
+        "status": {"containerStatuses": [{"name": "dream", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 1, "message": report}}}]}
+    }]});
+    let script = vec![
+        support_agent(),
+        jobs(vec![failed]),
+        Expect::get(PODS, pods),
+        Expect::event("team"),
+        status_patch(&object),
+    ];
+    let (_, seen) = reconcile(object, script).await;
+    assert!(
+        seen[2].query.contains("job-name%3Dnightly-support-1"),
+        "{}",
+        seen[2].query
+    );
+    assert_eq!(seen[3].body["reason"], "DreamFailed");
+    assert!(seen[3].body["note"].as_str().unwrap().contains("connection refused"));
+    let run = last_run(&seen[4]);
+    assert_eq!(run["result"], "Failed");
+    assert!(run["message"].as_str().unwrap().contains("connection refused"));
+    assert!(seen[4].body["status"].get("lastSuccessfulTime").is_none());
+}
+
+#[tokio::test]
+async fn a_succeeded_pass_records_its_proposal_and_old_jobs_past_the_limit_are_deleted() {
+    let mut status = handled_1155();
+    status["lastScheduleTime"] = json!(NOW);
+    status["nextScheduleTime"] = json!("2026-11-20T12:05:00Z");
+    let object = schedule(json!({"successfulJobsHistoryLimit": 1}), status, json!({}));
+    let old = job(
+        "nightly-support-1",
+        "2026-11-20T11:50:00Z",
+        Some(("Complete", "2026-11-20T11:51:00Z")),
+    );
+    let new = job(
+        "nightly-support-2",
+        "2026-11-20T11:55:00Z",
+        Some(("Complete", "2026-11-20T11:56:00Z")),
+    );
+    let report = r#"{"result":"Proposed","proposal":"nightly-support-2","sessionsReviewed":32,"tokens":0,"message":"proposed 3 changes from 32 sessions"}"#;
+    let pods = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [{
+        "metadata": {"name": "p"},
+        "status": {"containerStatuses": [{"name": "dream", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 0, "message": report}}}]}
+    }]});
+    let script = vec![
+        support_agent(),
+        jobs(vec![old, new]),
+        Expect::get(PODS, pods),
+        Expect::new(
+            Method::DELETE,
+            format!("{JOBS}/nightly-support-1"),
+            StatusCode::OK,
+            json!({}),
+        ),
+        status_patch(&object),
+    ];
+    let (_, seen) = reconcile(object, script).await;
+    let status = &seen[4].body["status"];
+    assert_eq!(status["lastSuccessfulTime"], "2026-11-20T11:56:00Z");
+    let run = &status["lastRuns"][0];
+    assert_eq!(
+        (&run["result"], &run["proposal"], &run["sessionsReviewed"]),
+        (&json!("Succeeded"), &json!("nightly-support-2"), &json!(32))
+    );
+}
+
+#[tokio::test]
+async fn a_missing_agent_is_named_in_ready_and_no_job_starts() {
+    let object = schedule(json!({}), handled_1155(), json!({}));
+    let script = vec![
+        Expect::not_found(format!("{AGENTS}/support")),
+        jobs(vec![]),
+        status_patch(&object),
+    ];
+    let (_, seen) = reconcile(object, script).await;
+    let ready = condition(&seen[2].body, "Ready");
+    assert_eq!(ready["reason"], "AgentNotFound");
+    assert!(ready["message"].as_str().unwrap().contains("support"));
+}
+
+#[test]
+fn history_limits_keep_the_newest_per_agent_and_outcome() {
+    let parse = |v: Value| serde_json::from_value(v).unwrap();
+    let jobs = vec![
+        parse(job(
+            "s-1",
+            "2026-11-20T10:00:00Z",
+            Some(("Complete", "2026-11-20T10:01:00Z")),
+        )),
+        parse(job(
+            "s-2",
+            "2026-11-20T10:05:00Z",
+            Some(("Complete", "2026-11-20T10:06:00Z")),
+        )),
+        parse(job(
+            "s-3",
+            "2026-11-20T10:10:00Z",
+            Some(("Failed", "2026-11-20T10:11:00Z")),
+        )),
+        parse(job(
+            "s-4",
+            "2026-11-20T10:15:00Z",
+            Some(("Failed", "2026-11-20T10:16:00Z")),
+        )),
+        parse(job("s-5", "2026-11-20T10:20:00Z", None)),
+    ];
+    assert_eq!(expired_jobs(&jobs, 1, 1), ["s-1", "s-3"]);
+    assert_eq!(expired_jobs(&jobs, 3, 1), ["s-3"]);
+    assert_eq!(expired_jobs(&jobs, 0, 0), ["s-2", "s-1", "s-4", "s-3"]);
+}
