@@ -435,3 +435,51 @@ async fn dreamer_client(admin: &Client, namespace: &str) -> Client {
     };
     Client::try_from(config).unwrap()
 }
+
+#[tokio::test]
+async fn a_collective_pass_pools_agents_and_proposes_to_the_team_memory() {
+    let (_client, ns, operator) = setup("collective").await;
+    let agents = ns.api::<Agent>();
+    let schedules = ns.api::<DreamSchedule>();
+    // Both agents saw the same support traffic; the team agent has no sessions of its own.
+    let (first, second) = (
+        sessions_copy(&format!("{}-a", ns.name)),
+        sessions_copy(&format!("{}-b", ns.name)),
+    );
+    apply(&agents, &agent("alpha", &first)).await.unwrap();
+    apply(&agents, &agent("beta", &second)).await.unwrap();
+    let team: Agent = serde_json::from_value(json!({
+        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "team"},
+        "spec": {"model": "claude", "instructions": "Team conventions."}
+    }))
+    .unwrap();
+    apply(&agents, &team).await.unwrap();
+    wait_for(&agents, "team", "MemoryReady", has_condition("MemoryReady", "True"))
+        .await
+        .unwrap();
+    let spec = json!({"agents": {"names": ["alpha", "beta"], "collective": {"target": "team", "minAgents": 2}}});
+    apply(&schedules, &schedule("pooled", spec)).await.unwrap();
+    wait_for(&schedules, "pooled", "Ready", has_condition("Ready", "True"))
+        .await
+        .unwrap();
+    dream_now(&schedules, "pooled", "1").await;
+    let run = wait_run(&schedules, "pooled", "team", "Succeeded", None).await;
+    let proposal = ns
+        .api::<MemoryProposal>()
+        .get(&run.proposal.expect("a proposal for the team memory"))
+        .await
+        .unwrap();
+    assert_eq!(proposal.spec.agent_ref.name, "team");
+    assert!(proposal.spec.summary.contains("2 agents"), "{}", proposal.spec.summary);
+    let sessions: Vec<&String> = proposal
+        .spec
+        .changes
+        .iter()
+        .filter_map(|c| c.evidence.as_ref())
+        .flat_map(|e| &e.sessions)
+        .collect();
+    assert!(sessions.iter().any(|s| s.starts_with("alpha/")), "{sessions:?}");
+    assert!(sessions.iter().any(|s| s.starts_with("beta/")), "{sessions:?}");
+    drop(operator);
+    ns.delete().await.unwrap();
+}

@@ -385,3 +385,47 @@ fn history_limits_keep_the_newest_per_agent_and_outcome() {
     assert_eq!(expired_jobs(&jobs, 3, 1), ["s-3"]);
     assert_eq!(expired_jobs(&jobs, 0, 0), ["s-2", "s-1", "s-4", "s-3"]);
 }
+
+#[tokio::test]
+async fn after_more_than_100_missed_times_only_the_latest_starts_with_a_warning() {
+    let mut status = handled_1155();
+    status["lastScheduleTime"] = json!("2026-11-20T10:00:00Z");
+    let object = schedule(json!({"schedule": "* * * * *"}), status, json!({}));
+    let mut script = vec![support_agent(), jobs(vec![]), Expect::event("team")];
+    script.extend(dreamer_rbac_in_place());
+    script.extend([create_job(), Expect::event("team"), status_patch(&object)]);
+    let (action, seen) = reconcile(object, script).await;
+    assert_eq!(seen[2].body["type"], "Warning");
+    assert_eq!(seen[2].body["reason"], "TooManyMissedTimes");
+    assert_eq!(
+        seen[6].body["metadata"]["name"],
+        format!("nightly-support-{}", minutes(now()))
+    );
+    assert_eq!(seen[8].body["status"]["lastScheduleTime"], NOW);
+    assert_eq!(action, requeue_in(Duration::from_secs(60)));
+}
+
+#[tokio::test]
+async fn a_missed_time_past_the_starting_deadline_is_skipped_with_a_warning() {
+    let mut status = handled_1155();
+    status["lastScheduleTime"] = json!("2026-11-20T11:50:00Z");
+    // 11:55 was missed; at 12:00 it is 300 s late, past the 60 s deadline.
+    let object = schedule(
+        json!({"schedule": "55 11 * * *", "startingDeadlineSeconds": 60}),
+        status,
+        json!({}),
+    );
+    let script = vec![
+        support_agent(),
+        jobs(vec![]),
+        Expect::event("team"),
+        status_patch(&object),
+    ];
+    let (_, seen) = reconcile(object, script).await;
+    assert_eq!(seen[2].body["reason"], "MissedStartingDeadline");
+    assert!(
+        seen.iter().all(|s| s.path != JOBS || s.method != Method::POST),
+        "nothing started"
+    );
+    assert_eq!(seen[3].body["status"]["nextScheduleTime"], "2026-11-21T11:55:00Z");
+}
