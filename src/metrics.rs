@@ -26,6 +26,16 @@ pub struct TriggerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub phase: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabels {
+    pub op: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: &'static str,
 }
@@ -39,6 +49,10 @@ pub struct Metrics {
     leader: Gauge,
     dreams_started: Family<TriggerLabels, Counter>,
     dreams_finished: Family<ResultLabels, Counter>,
+    proposal_phases: Family<PhaseLabels, Counter>,
+    changes_applied: Family<OpLabels, Counter>,
+    decision_seconds: Histogram,
+    apply_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -79,6 +93,32 @@ impl Default for Metrics {
             "Dream Jobs seen finished, per result (Succeeded or Failed)",
             dreams_finished.clone(),
         );
+        let proposal_phases = Family::<PhaseLabels, Counter>::default();
+        let changes_applied = Family::<OpLabels, Counter>::default();
+        // 1 s .. ~12 days: people decide in minutes to days.
+        let decision_seconds = Histogram::new(exponential_buckets(1.0, 4.0, 10));
+        // 1 ms .. ~16 s: an apply is a few API round trips.
+        let apply_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 15));
+        registry.register(
+            "proposal_transitions",
+            "MemoryProposals entering each phase",
+            proposal_phases.clone(),
+        );
+        registry.register(
+            "changes_applied",
+            "Memory changes applied from approved proposals, per operation",
+            changes_applied.clone(),
+        );
+        registry.register(
+            "proposal_decision_seconds",
+            "Time from a proposal's creation to its decision (approval, policy or rejection)",
+            decision_seconds.clone(),
+        );
+        registry.register(
+            "proposal_apply_seconds",
+            "Time to apply an approved proposal to memory once the decision was seen",
+            apply_seconds.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -87,6 +127,10 @@ impl Default for Metrics {
             leader,
             dreams_started,
             dreams_finished,
+            proposal_phases,
+            changes_applied,
+            decision_seconds,
+            apply_seconds,
         }
     }
 }
@@ -112,6 +156,21 @@ impl Metrics {
 
     pub fn dream_finished(&self, result: &'static str) {
         self.dreams_finished.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    pub fn proposal_phase(&self, phase: &'static str) {
+        self.proposal_phases.get_or_create(&PhaseLabels { phase }).inc();
+    }
+
+    pub fn proposal_decided(&self, seconds: f64) {
+        self.decision_seconds.observe(seconds);
+    }
+
+    pub fn proposal_applied(&self, took: Duration, ops: impl Iterator<Item = &'static str>) {
+        self.apply_seconds.observe(took.as_secs_f64());
+        for op in ops {
+            self.changes_applied.get_or_create(&OpLabels { op }).inc();
+        }
     }
 
     pub fn set_leader(&self, leader: bool) {

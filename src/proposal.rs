@@ -125,11 +125,16 @@ pub fn to_changes(
 }
 
 fn to_change(change: &ProposedChange, base: &MemoryDocument, origin: &Origin<'_>) -> Result<Change, String> {
-    let id = change
-        .id
-        .clone()
-        .filter(|id| !id.is_empty())
-        .ok_or("every change needs an id")?;
+    let id = match change.id.clone().filter(|id| !id.is_empty()) {
+        Some(id) => id,
+        // A hand-written Add may leave the id out: derive a stable one from its content.
+        None if change.op == ChangeOp::Add => {
+            let section = change.section.as_deref().unwrap_or("entry");
+            let text = change.after.as_deref().unwrap_or_default();
+            format!("{section}-{}", crate::naming::short_hash(text))
+        }
+        None => return Err("every change but Add needs an id".into()),
+    };
     let evidence = change.evidence.as_ref().map(core_evidence);
     let provenance = Some(Provenance {
         source: origin.proposal.to_string(),

@@ -252,6 +252,9 @@ pub struct MemoryProposalStatus {
     pub strongest_evidence: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_revision: Option<u64>,
+    /// sha256 of the memory revision the proposal produced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_digest: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -16,7 +16,7 @@ use super::status::apply_status;
 use super::{
     Context, Error, Problem, Result, acceptance_conditions, instrumented, publish_event, report_acceptance_change,
 };
-use crate::api::agent::{AgentRuntime, AgentSpec, AgentStatus, MemoryStatus, MemoryStore as StoreSpec};
+use crate::api::agent::{AgentRuntime, AgentSpec, AgentStatus, MemoryStatus, MemoryStore as StoreSpec, RevisionRecord};
 use crate::api::conditions::{self, DesiredCondition, MEMORY_READY, READY, RUNTIME_READY};
 use crate::api::memory_proposal::Phase;
 use crate::api::{Agent, MemoryProposal, duration};
@@ -53,7 +53,7 @@ async fn reconcile_agent(agent: &Agent, ctx: &Context) -> Result<Action> {
     // dereference
     let (shared, missing_shared) =
         find_agents(&api, agent.spec.memory.shared.iter().map(|s| s.agent_ref.name.as_str())).await?;
-    let pending = pending_proposals(ctx, agent).await?;
+    let (pending, history) = proposal_summary(ctx, agent).await?;
     // validate
     let spec_problems = validate(&agent.name_any(), &agent.spec);
     let reference_problems = missing_shared_problem(&missing_shared);
@@ -79,6 +79,7 @@ async fn reconcile_agent(agent: &Agent, ctx: &Context) -> Result<Action> {
         &ctx.now(),
     );
     desired.pending_proposals = Some(pending);
+    desired.history = history;
     let before = agent.status.as_ref();
     report_acceptance_change(ctx, agent, before.map(|s| s.conditions.as_slice()), &desired.conditions).await;
     report_memory_change(ctx, agent, before, &desired, &memory).await;
@@ -162,24 +163,33 @@ async fn ensure_runtime(
     Ok(rollout_state(&current))
 }
 
-/// Proposals for this agent still waiting for a decision.
-async fn pending_proposals(ctx: &Context, agent: &Agent) -> Result<u32> {
+/// Proposals for this agent still waiting for a decision, and the revisions applied from
+/// proposals (newest first, as many as revisions are kept).
+async fn proposal_summary(ctx: &Context, agent: &Agent) -> Result<(u32, Vec<RevisionRecord>)> {
     let proposals = Api::<MemoryProposal>::namespaced(ctx.client.clone(), &agent.namespace().unwrap_or_default());
     let name = agent.name_any();
-    let count = proposals
-        .list(&ListParams::default())
-        .await?
-        .items
-        .iter()
-        .filter(|p| p.spec.agent_ref.name == name)
-        .filter(|p| {
-            p.status
-                .as_ref()
-                .and_then(|s| s.phase)
-                .is_none_or(|phase| phase == Phase::Pending)
-        })
+    let listed = proposals.list(&ListParams::default()).await?.items;
+    let mine = || listed.iter().filter(|p| p.spec.agent_ref.name == name);
+    let phase = |p: &MemoryProposal| p.status.as_ref().and_then(|s| s.phase);
+    let pending = mine()
+        .filter(|p| phase(p).is_none_or(|phase| phase == Phase::Pending))
         .count();
-    Ok(u32::try_from(count).unwrap_or(u32::MAX))
+    let mut history: Vec<RevisionRecord> = mine()
+        .filter(|p| phase(p) == Some(Phase::Applied))
+        .filter_map(|p| {
+            let status = p.status.as_ref()?;
+            Some(RevisionRecord {
+                revision: status.applied_revision?,
+                proposal: Some(p.name_any()),
+                approved_by: status.approved_by.clone(),
+                time: status.applied_at.clone()?,
+                digest: status.applied_digest.clone().unwrap_or_default(),
+            })
+        })
+        .collect();
+    history.sort_by(|a, b| b.revision.cmp(&a.revision));
+    history.truncate(agent.spec.memory.revision_history_limit as usize);
+    Ok((u32::try_from(pending).unwrap_or(u32::MAX), history))
 }
 
 /// Agents among `names` that exist, and the names that do not.

@@ -14,6 +14,9 @@ pub enum Error {
     },
     #[error("object has no {0}")]
     MissingObjectKey(&'static str),
+    /// Another writer kept winning a race; the reconcile is retried.
+    #[error("write conflict: {0}")]
+    Conflict(String),
 }
 
 impl Error {
@@ -23,6 +26,7 @@ impl Error {
             Error::Kube(_) => "kube_api",
             Error::Serialize { .. } => "serialize",
             Error::MissingObjectKey(_) => "missing_object_key",
+            Error::Conflict(_) => "conflict",
         }
     }
 }

@@ -1,18 +1,24 @@
 //! MemoryProposal reconciler: validate the change list → dereference the agent → record the
-//! content digest on first sight (and detect tampering after it) → update status.
+//! content digest on first sight (and detect tampering after it) → decide (a person's approval,
+//! the agent's policy, the timeout) → apply exactly once → update status.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 
+use super::proposal_apply::{self, Outcome};
 use super::report_acceptance_change;
 use super::status::apply_status;
 use super::{Context, Problem, Result, acceptance_conditions, instrumented, publish_event};
+use crate::api::agent::{ApprovalMode, AutoApprovePolicy, DreamingSpec, TimeoutAction};
 use crate::api::memory_proposal::{
-    ChangeOp, MAX_CHANGES, MemoryProposalSpec, MemoryProposalStatus, Phase, ProposedChange,
+    ChangeOp, Decision as ReviewDecision, MAX_CHANGES, MemoryProposalSpec, MemoryProposalStatus, Phase, ProposedChange,
 };
 use crate::api::{Agent, MemoryProposal, conditions};
 use crate::memory::document::is_section_name;
@@ -21,9 +27,20 @@ pub const CONTROLLER: &str = "memoryproposal";
 
 /// The section that holds the agent's instructions; no proposal may touch it.
 pub const CORE_SECTION: &str = "core";
+/// Condition: whether the proposal's changes are in the agent's memory.
+pub const APPLIED: &str = "Applied";
+/// The reviewer recorded for proposals the agent's policy approved.
+pub const AUTO_APPROVER: &str = "reverie/auto-approve";
+/// The reviewer recorded for proposals approved by `onTimeout: Approve`.
+pub const TIMEOUT_APPROVER: &str = "reverie/approval-timeout";
 
 pub async fn reconcile(proposal: Arc<MemoryProposal>, ctx: Arc<Context>) -> Result<Action> {
     instrumented(&ctx, CONTROLLER, reconcile_proposal(&proposal, &ctx)).await
+}
+
+/// Phases a proposal never leaves.
+pub fn is_final(phase: Phase) -> bool {
+    !matches!(phase, Phase::Pending | Phase::Approved | Phase::Applying)
 }
 
 async fn reconcile_proposal(proposal: &MemoryProposal, ctx: &Context) -> Result<Action> {
@@ -47,7 +64,8 @@ async fn reconcile_proposal(proposal: &MemoryProposal, ctx: &Context) -> Result<
             ),
         )],
     };
-    let desired = desired_status(proposal, &spec_problems, &reference_problems, &ctx.now());
+    let now = ctx.now();
+    let mut desired = desired_status(proposal, &spec_problems, &reference_problems, &now);
     let before = proposal.status.as_ref();
     report_acceptance_change(
         ctx,
@@ -56,7 +74,178 @@ async fn reconcile_proposal(proposal: &MemoryProposal, ctx: &Context) -> Result<
         &desired.conditions,
     )
     .await;
-    if desired.phase == Some(Phase::Tampered) && before.and_then(|s| s.phase) != Some(Phase::Tampered) {
+    let mut requeue = None;
+    if let (Some(agent), Some(phase)) = (&agent, desired.phase)
+        && !is_final(phase)
+        && reference_problems.is_empty()
+    {
+        requeue = progress(ctx, proposal, agent, &mut desired).await?;
+    }
+    report_transition(ctx, proposal, before, &desired).await;
+    apply_status(&api, proposal, before, &desired).await?;
+    Ok(match requeue {
+        Some(at) => {
+            let wait = at.duration_since(ctx.clock.now()).unsigned_abs();
+            Action::requeue(wait.max(Duration::from_millis(10)))
+        }
+        None => Action::await_change(),
+    })
+}
+
+/// Moves a live proposal along: superseded, decided, applied. Returns when to look again
+/// (the approval timeout), if anything is due later.
+async fn progress(
+    ctx: &Context,
+    proposal: &MemoryProposal,
+    agent: &Agent,
+    status: &mut MemoryProposalStatus,
+) -> Result<Option<Timestamp>> {
+    let now = ctx.now();
+    if let Some(newer) = superseded_by(ctx, proposal).await? {
+        set_phase(
+            status,
+            Phase::Superseded,
+            "Superseded",
+            format!("replaced by proposal {newer}"),
+            &now,
+        );
+        return Ok(None);
+    }
+    let digest = status.digest.clone().unwrap_or_default();
+    let expiry = proposal_apply::expiry(proposal, agent);
+    match decide(&proposal.spec, &digest, &agent.spec.dreaming, expiry, ctx.clock.now()) {
+        Decision::Wait { reason, message, until } => {
+            status.phase = Some(Phase::Pending);
+            set_condition(status, false, reason, message, &now);
+            Ok(until)
+        }
+        Decision::Reject { by, why } => {
+            set_phase(
+                status,
+                Phase::Rejected,
+                "Rejected",
+                format!("rejected by {by}{why}"),
+                &now,
+            );
+            ctx.metrics.proposal_decided(decision_seconds(proposal, ctx));
+            Ok(None)
+        }
+        Decision::Expire => {
+            let message = format!(
+                "no decision within spec.dreaming.approvalTimeout ({}); rejected",
+                agent.spec.dreaming.approval_timeout
+            );
+            set_phase(status, Phase::Expired, "Expired", message, &now);
+            Ok(None)
+        }
+        Decision::Fail { reason, message } => {
+            set_phase(status, Phase::Failed, reason, message, &now);
+            Ok(None)
+        }
+        Decision::Apply { approved_by, how } => {
+            if status.approved_by.is_none() {
+                ctx.metrics.proposal_decided(decision_seconds(proposal, ctx));
+            }
+            status.approved_by = Some(approved_by.clone());
+            let started = std::time::Instant::now();
+            let outcome = proposal_apply::apply(ctx, proposal, agent, &digest, &approved_by).await?;
+            record_outcome(ctx, proposal, status, outcome, &how, started.elapsed(), &now);
+            Ok(None)
+        }
+    }
+}
+
+fn record_outcome(
+    ctx: &Context,
+    proposal: &MemoryProposal,
+    status: &mut MemoryProposalStatus,
+    outcome: Outcome,
+    how: &str,
+    took: Duration,
+    now: &Time,
+) {
+    match outcome {
+        Outcome::Applied {
+            revision,
+            digest,
+            rebased_from,
+        } => {
+            if status.phase != Some(Phase::Applied) {
+                ctx.metrics
+                    .proposal_applied(took, proposal.spec.changes.iter().map(|c| op_label(c.op)));
+            }
+            status.applied_revision = Some(revision);
+            status.applied_digest = Some(digest);
+            status.applied_at = status.applied_at.clone().or_else(|| Some(now.clone()));
+            status.rebased_from = status.rebased_from.or(rebased_from);
+            let rebased = rebased_from.map_or_else(String::new, |base| format!(", rebased from revision {base}"));
+            set_phase(
+                status,
+                Phase::Applied,
+                "Applied",
+                format!("{how}; memory revision {revision}{rebased}"),
+                now,
+            );
+        }
+        Outcome::Conflicted(conflicts) => {
+            set_phase(status, Phase::Conflicted, "Conflicted", conflicts.join("; "), now);
+        }
+        Outcome::Failed(message) => set_phase(status, Phase::Failed, "ApplyFailed", message, now),
+    }
+}
+
+fn op_label(op: ChangeOp) -> &'static str {
+    match op {
+        ChangeOp::Add => "Add",
+        ChangeOp::Update => "Update",
+        ChangeOp::Archive => "Archive",
+        ChangeOp::Merge => "Merge",
+        ChangeOp::Move => "Move",
+        ChangeOp::Reinforce => "Reinforce",
+    }
+}
+
+fn decision_seconds(proposal: &MemoryProposal, ctx: &Context) -> f64 {
+    proposal.creation_timestamp().map_or(0.0, |created| {
+        ctx.clock.now().duration_since(created.0).as_secs_f64().max(0.0)
+    })
+}
+
+fn set_phase(status: &mut MemoryProposalStatus, phase: Phase, reason: &'static str, message: String, now: &Time) {
+    status.phase = Some(phase);
+    set_condition(status, phase == Phase::Applied, reason, message, now);
+}
+
+/// Sets the `Applied` condition, keeping its transition time while its status stays.
+fn set_condition(status: &mut MemoryProposalStatus, applied: bool, reason: &'static str, message: String, now: &Time) {
+    let wanted = conditions::DesiredCondition::new(APPLIED, applied, reason, message);
+    status.conditions = conditions::merge_conditions(&status.conditions, &[wanted], status.observed_generation, now);
+}
+
+/// Records an event for each phase transition: who decided and why, or what happened.
+async fn report_transition(
+    ctx: &Context,
+    proposal: &MemoryProposal,
+    before: Option<&MemoryProposalStatus>,
+    after: &MemoryProposalStatus,
+) {
+    let (Some(phase), previous) = (after.phase, before.and_then(|s| s.phase)) else {
+        return;
+    };
+    if previous == Some(phase) || (previous.is_none() && phase == Phase::Pending) {
+        return;
+    }
+    ctx.metrics.proposal_phase(phase.as_str());
+    let message = conditions::find(&after.conditions, APPLIED)
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    let type_ = match phase {
+        Phase::Applied | Phase::Approved | Phase::Applying | Phase::Pending | Phase::Rejected | Phase::Superseded => {
+            EventType::Normal
+        }
+        _ => EventType::Warning,
+    };
+    if phase == Phase::Tampered {
         let note = "the proposal's content changed after it was first seen; it will never be applied. Create a new proposal instead.";
         publish_event(
             ctx,
@@ -67,9 +256,165 @@ async fn reconcile_proposal(proposal: &MemoryProposal, ctx: &Context) -> Result<
             note.to_string(),
         )
         .await;
+    } else {
+        publish_event(ctx, proposal, type_, phase.as_str(), "Review", message).await;
     }
-    apply_status(&api, proposal, before, &desired).await?;
-    Ok(Action::await_change())
+}
+
+/// A newer proposal whose `source.supersedes` names this one.
+async fn superseded_by(ctx: &Context, proposal: &MemoryProposal) -> Result<Option<String>> {
+    let api = Api::<MemoryProposal>::namespaced(ctx.client.clone(), &proposal.namespace().unwrap_or_default());
+    let name = proposal.name_any();
+    Ok(api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .find(|p| p.spec.source.as_ref().and_then(|s| s.supersedes.as_deref()) == Some(name.as_str()))
+        .map(|p| p.name_any()))
+}
+
+/// What to do with a proposal that is neither final nor superseded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Nobody decided yet; look again at `until` (the timeout), if set.
+    Wait {
+        reason: &'static str,
+        message: String,
+        until: Option<Timestamp>,
+    },
+    Apply {
+        approved_by: String,
+        /// Who approved and how, for the condition and the event.
+        how: String,
+    },
+    Reject {
+        by: String,
+        why: String,
+    },
+    Expire,
+    Fail {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+/// Decides from the approval, the agent's approval mode and policy, and the timeout. Pure.
+pub fn decide(
+    spec: &MemoryProposalSpec,
+    recorded_digest: &str,
+    dreaming: &DreamingSpec,
+    expiry: Option<Timestamp>,
+    now: Timestamp,
+) -> Decision {
+    if let Some(approval) = &spec.approval {
+        if let Some(digest) = &approval.digest
+            && bare(digest) != bare(recorded_digest)
+        {
+            return Decision::Fail {
+                reason: "ApprovalDigestMismatch",
+                message: format!(
+                    "the approval is for content {digest}, but this proposal's content is {recorded_digest}: it was not what the reviewer saw, so it is never applied"
+                ),
+            };
+        }
+        let by = approval
+            .reviewer
+            .clone()
+            .unwrap_or_else(|| "an unnamed reviewer".into());
+        let why = approval
+            .comment
+            .as_deref()
+            .map_or_else(String::new, |c| format!(": {c}"));
+        return match (approval.decision, dreaming.approval) {
+            (ReviewDecision::Rejected, _) => Decision::Reject { by, why },
+            (ReviewDecision::Approved, ApprovalMode::Off) => off(),
+            (ReviewDecision::Approved, _) => Decision::Apply {
+                how: format!("approved by {by}{why}"),
+                approved_by: by,
+            },
+        };
+    }
+    let policy_note = match dreaming.approval {
+        ApprovalMode::Off => return off(),
+        ApprovalMode::Review => "waiting for a reviewer (spec.dreaming.approval: Review)".to_string(),
+        ApprovalMode::Automatic => {
+            let policy = dreaming.auto_approve.clone().unwrap_or_else(default_policy);
+            match check_policy(&policy, spec) {
+                Ok(passed) => {
+                    return Decision::Apply {
+                        approved_by: AUTO_APPROVER.into(),
+                        how: format!("approved by {AUTO_APPROVER}: {passed}"),
+                    };
+                }
+                Err(why) => format!("the autoApprove policy does not cover it ({why}); waiting for a reviewer"),
+            }
+        }
+    };
+    match expiry {
+        Some(at) if at <= now => match dreaming.on_timeout {
+            TimeoutAction::Reject => Decision::Expire,
+            TimeoutAction::Approve => Decision::Apply {
+                approved_by: TIMEOUT_APPROVER.into(),
+                how: format!("approved by {TIMEOUT_APPROVER} (onTimeout: Approve)"),
+            },
+        },
+        until => Decision::Wait {
+            reason: "AwaitingReview",
+            message: policy_note,
+            until,
+        },
+    }
+}
+
+fn off() -> Decision {
+    Decision::Wait {
+        reason: "ApprovalOff",
+        message: "spec.dreaming.approval is Off: proposals are kept for reading but never applied".into(),
+        until: None,
+    }
+}
+
+fn bare(digest: &str) -> &str {
+    digest.trim_start_matches("sha256:")
+}
+
+fn default_policy() -> AutoApprovePolicy {
+    serde_json::from_value(serde_json::json!({})).unwrap_or(AutoApprovePolicy {
+        min_evidence: 3,
+        max_changes: 10,
+        allow_removals: false,
+    })
+}
+
+/// Whether the policy covers the proposal: a description of what passed, or why not.
+pub fn check_policy(policy: &AutoApprovePolicy, spec: &MemoryProposalSpec) -> Result<String, String> {
+    let count = spec.changes.len();
+    if count > policy.max_changes as usize {
+        return Err(format!("{count} changes, more than maxChanges {}", policy.max_changes));
+    }
+    for (index, change) in spec.changes.iter().enumerate() {
+        let removal = matches!(change.op, ChangeOp::Archive | ChangeOp::Merge);
+        if removal && !policy.allow_removals {
+            return Err(format!(
+                "changes[{index}] is a {:?} and allowRemovals is false",
+                change.op
+            ));
+        }
+        let evidence = change.evidence.as_ref().map_or(0, |e| e.count);
+        if change.op != ChangeOp::Archive && evidence < policy.min_evidence {
+            return Err(format!(
+                "changes[{index}] has evidence from {evidence} sessions, fewer than minEvidence {}",
+                policy.min_evidence
+            ));
+        }
+    }
+    Ok(format!(
+        "{count} changes ≤ maxChanges {}, each with evidence ≥ {} sessions, removals {}",
+        policy.max_changes,
+        policy.min_evidence,
+        if policy.allow_removals { "allowed" } else { "none" }
+    ))
 }
 
 /// Everything wrong with a proposal's content (empty when it could be applied).
@@ -242,6 +587,118 @@ mod tests {
     #[test]
     fn an_empty_proposal_is_invalid() {
         assert_eq!(validate(&spec(serde_json::json!([])), &[])[0].reason, "EmptyProposal");
+    }
+
+    fn dreaming(extra: serde_json::Value) -> DreamingSpec {
+        serde_json::from_value(extra).unwrap()
+    }
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn well_evidenced(count: u32) -> MemoryProposalSpec {
+        spec(serde_json::json!([
+            {"op": "Add", "section": "lessons", "after": "Use the billing id", "evidence": {"count": count}}
+        ]))
+    }
+
+    #[test]
+    fn review_waits_until_a_person_decides_and_the_decision_binds_to_the_digest() {
+        let mut s = well_evidenced(5);
+        let digest = s.content_digest();
+        let review = dreaming(serde_json::json!({}));
+        let now = ts("2026-11-20T12:00:00Z");
+        assert!(matches!(
+            decide(&s, &digest, &review, None, now),
+            Decision::Wait {
+                reason: "AwaitingReview",
+                ..
+            }
+        ));
+        s.approval =
+            serde_json::from_value(serde_json::json!({"decision": "Approved", "reviewer": "ana", "digest": digest}))
+                .unwrap();
+        assert_eq!(
+            decide(&s, &digest, &review, None, now),
+            Decision::Apply {
+                approved_by: "ana".into(),
+                how: "approved by ana".into()
+            }
+        );
+        let other = format!("sha256:{}", "1".repeat(64));
+        assert!(matches!(
+            decide(&s, &other, &review, None, now),
+            Decision::Fail {
+                reason: "ApprovalDigestMismatch",
+                ..
+            }
+        ));
+        s.approval = serde_json::from_value(
+            serde_json::json!({"decision": "Rejected", "reviewer": "bo", "comment": "too vague"}),
+        )
+        .unwrap();
+        assert_eq!(
+            decide(&s, &digest, &review, None, now),
+            Decision::Reject {
+                by: "bo".into(),
+                why: ": too vague".into()
+            }
+        );
+    }
+
+    #[test]
+    fn automatic_approves_only_what_the_policy_covers_and_off_never_applies() {
+        let automatic = dreaming(serde_json::json!({"approval": "Automatic", "autoApprove": {"minEvidence": 4}}));
+        let now = ts("2026-11-20T12:00:00Z");
+        let strong = well_evidenced(5);
+        match decide(&strong, &strong.content_digest(), &automatic, None, now) {
+            Decision::Apply { approved_by, how } => {
+                assert_eq!(approved_by, AUTO_APPROVER);
+                assert!(how.contains("minEvidence") || how.contains("evidence ≥ 4"), "{how}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let weak = well_evidenced(3);
+        match decide(&weak, &weak.content_digest(), &automatic, None, now) {
+            Decision::Wait { message, .. } => assert!(message.contains("fewer than minEvidence 4"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        let removal = spec(serde_json::json!([{"op": "Archive", "id": "l-1"}]));
+        assert!(
+            check_policy(&default_policy(), &removal)
+                .unwrap_err()
+                .contains("allowRemovals")
+        );
+        let mut approved = strong.clone();
+        approved.approval =
+            serde_json::from_value(serde_json::json!({"decision": "Approved", "reviewer": "ana"})).unwrap();
+        let off = dreaming(serde_json::json!({"approval": "Off"}));
+        assert!(matches!(
+            decide(&approved, &approved.content_digest(), &off, None, now),
+            Decision::Wait {
+                reason: "ApprovalOff",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn an_undecided_proposal_expires_or_is_approved_at_its_timeout() {
+        let s = well_evidenced(5);
+        let digest = s.content_digest();
+        let expiry = ts("2026-11-27T12:00:00Z");
+        let reject = dreaming(serde_json::json!({}));
+        assert!(matches!(
+            decide(&s, &digest, &reject, Some(expiry), ts("2026-11-20T12:00:00Z")),
+            Decision::Wait { until: Some(at), .. } if at == expiry
+        ));
+        assert_eq!(decide(&s, &digest, &reject, Some(expiry), expiry), Decision::Expire);
+        let approve = dreaming(serde_json::json!({"onTimeout": "Approve"}));
+        assert!(matches!(
+            decide(&s, &digest, &approve, Some(expiry), expiry),
+            Decision::Apply { approved_by, .. } if approved_by == TIMEOUT_APPROVER
+        ));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod dream_schedule;
 mod dreamer_rbac;
 mod error;
 pub mod memory_proposal;
+pub mod proposal_apply;
 #[cfg(test)]
 mod schedule_tests;
 mod status;

@@ -317,16 +317,22 @@ async fn new_proposal_records_its_digest_and_waits_for_review() {
             agent_json(json!({"model": "m", "instructions": "x"})),
         ),
         Expect::event("team"),
+        no_proposals(),
         Expect::patch_status(format!("{PROPOSALS}/support-1/status"), &fresh),
     ];
     let (result, seen) = run_scripted(handle, script, memory_proposal::reconcile(Arc::new(fresh), ctx)).await;
     result.unwrap();
-    let status = &seen[2].body["status"];
+    let status = &seen[3].body["status"];
     assert_eq!(status["phase"], "Pending");
     assert_eq!(status["digest"], digest.as_str());
     assert_eq!(status["changeCount"], 1);
     assert_eq!(status["strongestEvidence"], 4);
-    assert_eq!(condition(&seen[2].body, "Ready")["status"], "True");
+    assert_eq!(condition(&seen[3].body, "Ready")["status"], "True");
+    let waiting = condition(&seen[3].body, "Applied");
+    assert_eq!(
+        (&waiting["status"], &waiting["reason"]),
+        (&json!("False"), &json!("AwaitingReview"))
+    );
 }
 
 #[tokio::test]

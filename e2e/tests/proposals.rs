@@ -1,0 +1,136 @@
+//! MemoryProposals on a real API server: an approval applies the changes as the next memory
+//! revision (the previous one kept), a rejection changes nothing, and a second proposal on the
+//! same base is rebased when its changes are disjoint.
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use reverie::api::memory_proposal::Phase;
+use reverie::api::{Agent, MemoryProposal};
+use reverie_e2e::{OperatorProcess, TestNamespace, apply, client, has_condition, install_crds, wait_for};
+use serde_json::json;
+
+fn proposal(name: &str, base_revision: u64, base_digest: &str, lesson: &str) -> MemoryProposal {
+    serde_json::from_value(json!({
+        "apiVersion": "reverie.dev/v1alpha1", "kind": "MemoryProposal", "metadata": {"name": name},
+        "spec": {
+            "agentRef": {"name": "support"}, "baseRevision": base_revision, "baseDigest": base_digest,
+            "summary": "Reviewed 12 sessions.",
+            "changes": [{"op": "Add", "section": "lessons", "after": lesson,
+                         "evidence": {"count": 4, "sessions": ["s-1", "s-2", "s-3", "s-4"]}}]
+        }
+    }))
+    .unwrap()
+}
+
+/// Waits for the operator to record the digest, then writes the decision as a reviewer does.
+async fn decide(api: &Api<MemoryProposal>, name: &str, decision: &str) {
+    let seen = wait_for(api, name, "digest recorded", |p: Option<&MemoryProposal>| {
+        p.and_then(|p| p.status.as_ref()?.digest.as_ref()).is_some()
+    })
+    .await
+    .unwrap();
+    let digest = seen.status.unwrap().digest.unwrap();
+    let patch = json!({"spec": {"approval": {"decision": decision, "reviewer": "ana", "digest": digest}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+async fn wait_phase(api: &Api<MemoryProposal>, name: &str, phase: Phase) -> MemoryProposal {
+    wait_for(api, name, phase.as_str(), move |p: Option<&MemoryProposal>| {
+        p.and_then(|p| p.status.as_ref()?.phase) == Some(phase)
+    })
+    .await
+    .unwrap()
+}
+
+fn memory_md(configmap: &ConfigMap) -> &str {
+    configmap
+        .data
+        .as_ref()
+        .and_then(|d| d.get("MEMORY.md"))
+        .map_or("", String::as_str)
+}
+
+#[tokio::test]
+async fn approval_applies_the_next_revision_and_rejection_changes_nothing() {
+    let client = client().await;
+    install_crds(&client).await.unwrap();
+    let ns = TestNamespace::create(&client, "proposals").await.unwrap();
+    let operator = OperatorProcess::start(&ns.name, "proposals").await.unwrap();
+    let agents = ns.api::<Agent>();
+    let proposals = ns.api::<MemoryProposal>();
+    let configmaps = ns.api::<ConfigMap>();
+    let support: Agent = serde_json::from_value(json!({
+        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "support"},
+        "spec": {"model": "claude", "instructions": "Help customers with billing."}
+    }))
+    .unwrap();
+    apply(&agents, &support).await.unwrap();
+    let ready = wait_for(&agents, "support", "MemoryReady", has_condition("MemoryReady", "True"))
+        .await
+        .unwrap();
+    let base = ready.status.unwrap().memory.unwrap();
+
+    // Rejected: nothing changes.
+    let rejected = proposal("support-reject", 1, &base.digest, "Always escalate refunds.");
+    proposals.create(&PostParams::default(), &rejected).await.unwrap();
+    decide(&proposals, "support-reject", "Rejected").await;
+    wait_phase(&proposals, "support-reject", Phase::Rejected).await;
+    assert_eq!(
+        configmaps.get("support-memory").await.unwrap().annotations()["reverie.dev/revision"],
+        "1"
+    );
+
+    // Two proposals on revision 1 with disjoint changes: the first applies as revision 2, the
+    // second is rebased onto it as revision 3.
+    for (name, lesson) in [
+        ("support-a", "Look accounts up by billing id, not email."),
+        ("support-b", "Retry the invoice API after a 429."),
+    ] {
+        proposals
+            .create(&PostParams::default(), &proposal(name, 1, &base.digest, lesson))
+            .await
+            .unwrap();
+    }
+    decide(&proposals, "support-a", "Approved").await;
+    let first = wait_phase(&proposals, "support-a", Phase::Applied).await;
+    let first_status = first.status.unwrap();
+    assert_eq!(first_status.applied_revision, Some(2));
+    assert_eq!(first_status.approved_by.as_deref(), Some("ana"));
+    let memory = configmaps.get("support-memory").await.unwrap();
+    assert!(memory_md(&memory).contains("Look accounts up by billing id"));
+    assert!(
+        configmaps.get_opt("support-memory-r1").await.unwrap().is_some(),
+        "revision 1 kept"
+    );
+
+    decide(&proposals, "support-b", "Approved").await;
+    let second = wait_phase(&proposals, "support-b", Phase::Applied).await;
+    let second_status = second.status.unwrap();
+    assert_eq!(
+        (second_status.applied_revision, second_status.rebased_from),
+        (Some(3), Some(1))
+    );
+    let memory = configmaps.get("support-memory").await.unwrap();
+    assert!(memory_md(&memory).contains("Look accounts up by billing id"));
+    assert!(memory_md(&memory).contains("Retry the invoice API after a 429."));
+
+    // The agent lists the applied revisions, newest first.
+    let agent = wait_for(&agents, "support", "history of two revisions", |a: Option<&Agent>| {
+        a.and_then(|a| a.status.as_ref()).is_some_and(|s| s.history.len() == 2)
+    })
+    .await
+    .unwrap();
+    let history = agent.status.unwrap().history;
+    assert_eq!(
+        history
+            .iter()
+            .map(|r| (r.revision, r.proposal.clone().unwrap()))
+            .collect::<Vec<_>>(),
+        [(3, "support-b".to_string()), (2, "support-a".to_string())]
+    );
+    drop(operator);
+    ns.delete().await.unwrap();
+}
