@@ -134,3 +134,141 @@ async fn approval_applies_the_next_revision_and_rejection_changes_nothing() {
     drop(operator);
     ns.delete().await.unwrap();
 }
+
+fn update_of(name: &str, base_revision: u64, base_digest: &str, id: &str, text: &str) -> MemoryProposal {
+    serde_json::from_value(json!({
+        "apiVersion": "reverie.dev/v1alpha1", "kind": "MemoryProposal", "metadata": {"name": name},
+        "spec": {
+            "agentRef": {"name": "support"}, "baseRevision": base_revision, "baseDigest": base_digest,
+            "summary": "A sharper wording.",
+            "changes": [{"op": "Update", "id": id, "after": text, "evidence": {"count": 5}}]
+        }
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn overlapping_proposals_conflict_tampering_is_caught_and_the_deployment_rolls() {
+    let client = client().await;
+    install_crds(&client).await.unwrap();
+    let ns = TestNamespace::create(&client, "review").await.unwrap();
+    let operator = OperatorProcess::start(&ns.name, "review").await.unwrap();
+    let agents = ns.api::<Agent>();
+    let proposals = ns.api::<MemoryProposal>();
+    let deployments = ns.api::<k8s_openapi::api::apps::v1::Deployment>();
+    let support: Agent = serde_json::from_value(json!({
+        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "support"},
+        "spec": {"model": "claude", "instructions": "Help customers with billing.",
+                 "runtime": {"image": "agent-runtime:1", "args": ["sh", "-c", "while true; do sleep 1; done"]},
+                 "dreaming": {"approvalTimeout": "1s"}}
+    }))
+    .unwrap();
+    apply(&agents, &support).await.unwrap();
+    let ready = wait_for(&agents, "support", "MemoryReady", has_condition("MemoryReady", "True"))
+        .await
+        .unwrap();
+    let base = ready.status.unwrap().memory.unwrap();
+
+    // Nobody decides within approvalTimeout: the proposal expires (onTimeout: Reject).
+    proposals
+        .create(
+            &PostParams::default(),
+            &proposal("support-late", 1, &base.digest, "Never guess."),
+        )
+        .await
+        .unwrap();
+    wait_phase(&proposals, "support-late", Phase::Expired).await;
+
+    // A longer timeout for the rest; approving the lesson rolls the agent's pods.
+    let patch = json!({"spec": {"dreaming": {"approvalTimeout": "7d"}}});
+    agents
+        .patch("support", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let lesson = "Look accounts up by billing id, not email.";
+    proposals
+        .create(&PostParams::default(), &proposal("support-a", 1, &base.digest, lesson))
+        .await
+        .unwrap();
+    decide(&proposals, "support-a", "Approved").await;
+    let applied = wait_phase(&proposals, "support-a", Phase::Applied)
+        .await
+        .status
+        .unwrap();
+    let new_digest = applied.applied_digest.clone().unwrap();
+    wait_for(
+        &deployments,
+        "support",
+        "pods rolled to the new memory",
+        move |d: Option<&k8s_openapi::api::apps::v1::Deployment>| {
+            d.and_then(|d| {
+                d.spec
+                    .as_ref()?
+                    .template
+                    .metadata
+                    .as_ref()?
+                    .annotations
+                    .as_ref()?
+                    .get("reverie.dev/memory-digest")
+                    .cloned()
+            })
+            .as_deref()
+                == Some(new_digest.as_str())
+        },
+    )
+    .await
+    .unwrap();
+
+    // Two rewordings of that lesson on revision 2: the first applies, the second conflicts.
+    let id = format!("lessons-{}", reverie::naming::short_hash(lesson));
+    let digest2 = applied.applied_digest.unwrap();
+    for (name, text) in [
+        ("support-b", "Look accounts up by billing id."),
+        ("support-c", "Use the billing id."),
+    ] {
+        proposals
+            .create(&PostParams::default(), &update_of(name, 2, &digest2, &id, text))
+            .await
+            .unwrap();
+    }
+    decide(&proposals, "support-b", "Approved").await;
+    wait_phase(&proposals, "support-b", Phase::Applied).await;
+    decide(&proposals, "support-c", "Approved").await;
+    let conflicted = wait_phase(&proposals, "support-c", Phase::Conflicted).await;
+    let message = reverie_e2e::condition(&conflicted, "Applied").unwrap().message.clone();
+    assert!(message.contains(&id) && message.contains("was updated"), "{message}");
+
+    // Content edited after first sight (1.20 has no CEL to stop it): Tampered, never applied.
+    proposals
+        .create(
+            &PostParams::default(),
+            &proposal("support-d", 3, "sha256:unknown", "Answer in French."),
+        )
+        .await
+        .unwrap();
+    wait_for(
+        &proposals,
+        "support-d",
+        "digest recorded",
+        |p: Option<&MemoryProposal>| p.and_then(|p| p.status.as_ref()?.digest.as_ref()).is_some(),
+    )
+    .await
+    .unwrap();
+    let edited = json!({"spec": {"summary": "something else"}});
+    proposals
+        .patch("support-d", &PatchParams::default(), &Patch::Merge(&edited))
+        .await
+        .unwrap();
+    wait_phase(&proposals, "support-d", Phase::Tampered).await;
+    let approve = json!({"spec": {"approval": {"decision": "Approved", "reviewer": "ana"}}});
+    proposals
+        .patch("support-d", &PatchParams::default(), &Patch::Merge(&approve))
+        .await
+        .unwrap();
+    let memory = ns.api::<ConfigMap>().get("support-memory").await.unwrap();
+    assert!(!memory_md(&memory).contains("Answer in French."));
+    let still = proposals.get("support-d").await.unwrap();
+    assert_eq!(still.status.unwrap().phase, Some(Phase::Tampered));
+    drop(operator);
+    ns.delete().await.unwrap();
+}
