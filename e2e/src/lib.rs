@@ -243,6 +243,11 @@ impl OperatorProcess {
 
     /// Starts an operator without waiting for it.
     pub fn spawn(lease_namespace: &str, identity: &str) -> Result<Self> {
+        Self::spawn_with(lease_namespace, identity, &[])
+    }
+
+    /// Starts an operator with extra command-line arguments, without waiting for it.
+    pub fn spawn_with(lease_namespace: &str, identity: &str, extra: &[&str]) -> Result<Self> {
         let port = free_port()?;
         let log_dir = std::env::temp_dir().join("reverie-e2e-logs");
         std::fs::create_dir_all(&log_dir)?;
@@ -258,6 +263,7 @@ impl OperatorProcess {
         let child = Command::new(&bin)
             .args(["operator", "--listen", &format!("127.0.0.1:{port}")])
             .args(["--lease-namespace", lease_namespace, "--identity", identity])
+            .args(extra)
             .env("RUST_LOG", "info,reverie=debug")
             .stdout(Stdio::from(log_file.try_clone()?))
             .stderr(Stdio::from(log_file))
