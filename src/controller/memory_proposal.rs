@@ -81,8 +81,9 @@ async fn reconcile_proposal(proposal: &MemoryProposal, ctx: &Context) -> Result<
     {
         requeue = progress(ctx, proposal, agent, &mut desired).await?;
     }
-    report_transition(ctx, proposal, before, &desired).await;
+    // Status first: the transition is what reviewers and tools wait for; the event follows.
     apply_status(&api, proposal, before, &desired).await?;
+    report_transition(ctx, proposal, before, &desired).await;
     Ok(match requeue {
         Some(at) => {
             let wait = at.duration_since(ctx.clock.now()).unsigned_abs();

@@ -347,14 +347,14 @@ async fn proposal_whose_content_changed_after_first_sight_is_tampered() {
             agent_json(json!({"model": "m", "instructions": "x"})),
         ),
         Expect::event("team"),
-        Expect::event("team"),
         Expect::patch_status(format!("{PROPOSALS}/support-1/status"), &edited),
+        Expect::event("team"),
     ];
     let (result, seen) = run_scripted(handle, script, memory_proposal::reconcile(Arc::new(edited), ctx)).await;
     result.unwrap();
-    assert_eq!(seen[2].body["reason"], "Tampered");
-    assert_eq!(seen[3].body["status"]["phase"], "Tampered");
-    assert_eq!(condition(&seen[3].body, "Ready")["reason"], "Tampered");
+    assert_eq!(seen[2].body["status"]["phase"], "Tampered");
+    assert_eq!(condition(&seen[2].body, "Ready")["reason"], "Tampered");
+    assert_eq!(seen[3].body["reason"], "Tampered");
 }
 
 #[tokio::test]
@@ -374,4 +374,85 @@ async fn proposal_for_a_missing_agent_says_so() {
     result.unwrap();
     assert_eq!(condition(&seen[2].body, "Ready")["reason"], "AgentNotFound");
     assert_eq!(seen[2].body["status"]["phase"], "Pending");
+}
+
+/// A proposal already seen by the operator (digest recorded, valid) with `approval` set.
+fn seen_proposal(approval: Option<Value>, created: &str) -> MemoryProposal {
+    let mut object = serde_json::to_value(proposal(None)).unwrap();
+    let digest = proposal(None).spec.content_digest();
+    object["metadata"]["creationTimestamp"] = json!(created);
+    if let Some(approval) = approval {
+        object["spec"]["approval"] = approval;
+    }
+    object["status"] = json!({
+        "observedGeneration": 1, "phase": "Pending", "digest": digest, "changeCount": 1, "strongestEvidence": 4,
+        "conditions": [
+            {"type": "Accepted", "status": "True", "reason": "Valid", "message": "the proposal's changes are well formed", "observedGeneration": 1, "lastTransitionTime": "2026-11-20T11:00:00Z"},
+            {"type": "Ready", "status": "True", "reason": "Reconciled", "message": "the proposal is ready for review", "observedGeneration": 1, "lastTransitionTime": "2026-11-20T11:00:00Z"}
+        ]
+    });
+    serde_json::from_value(object).unwrap()
+}
+
+#[tokio::test]
+async fn a_rejection_is_final_recorded_with_who_and_why_and_touches_no_memory() {
+    let (ctx, handle) = test_context();
+    let rejected = seen_proposal(
+        Some(json!({"decision": "Rejected", "reviewer": "ana", "comment": "too specific"})),
+        "2026-11-20T11:00:00Z",
+    );
+    let script = vec![
+        Expect::get(
+            format!("{AGENTS}/support"),
+            agent_json(json!({"model": "m", "instructions": "x"})),
+        ),
+        no_proposals(),
+        Expect::patch_status(format!("{PROPOSALS}/support-1/status"), &rejected),
+        Expect::event("team"),
+    ];
+    let (result, seen) = run_scripted(handle, script, memory_proposal::reconcile(Arc::new(rejected), ctx)).await;
+    assert_eq!(result.unwrap(), kube::runtime::controller::Action::await_change());
+    assert_eq!(seen[2].body["status"]["phase"], "Rejected");
+    assert_eq!(seen[3].body["reason"], "Rejected");
+    assert_eq!(seen[3].body["note"], "rejected by ana: too specific");
+    assert!(seen.iter().all(|s| !s.path.contains("configmaps")), "memory untouched");
+}
+
+#[tokio::test]
+async fn an_undecided_proposal_expires_at_the_agents_timeout() {
+    let (ctx, handle) = test_context();
+    // Created eight days before the test clock; the agent's timeout is 7d.
+    let late = seen_proposal(None, "2026-11-12T12:00:00Z");
+    let script = vec![
+        Expect::get(
+            format!("{AGENTS}/support"),
+            agent_json(json!({"model": "m", "instructions": "x"})),
+        ),
+        no_proposals(),
+        Expect::patch_status(format!("{PROPOSALS}/support-1/status"), &late),
+        Expect::event("team"),
+    ];
+    let (result, seen) = run_scripted(handle, script, memory_proposal::reconcile(Arc::new(late), ctx)).await;
+    result.unwrap();
+    assert_eq!(seen[2].body["status"]["phase"], "Expired");
+    assert_eq!(condition(&seen[2].body, "Applied")["reason"], "Expired");
+    assert_eq!(seen[3].body["type"], "Warning");
+}
+
+#[tokio::test]
+async fn a_pending_proposal_requeues_at_its_expiry() {
+    let (ctx, handle) = test_context();
+    let fresh = seen_proposal(None, "2026-11-20T11:00:00Z");
+    let script = vec![
+        Expect::get(
+            format!("{AGENTS}/support"),
+            agent_json(json!({"model": "m", "instructions": "x"})),
+        ),
+        no_proposals(),
+        Expect::patch_status(format!("{PROPOSALS}/support-1/status"), &fresh),
+    ];
+    let (result, _) = run_scripted(handle, script, memory_proposal::reconcile(Arc::new(fresh), ctx)).await;
+    // 7 days after 11:00 is 6 days 23 hours after the clock's 12:00.
+    let expected = std::time::Duration::from_secs(7 * 86_400 - 3_600);
+    assert_eq!(result.unwrap(), kube::runtime::controller::Action::requeue(expected));
 }
