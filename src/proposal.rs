@@ -211,6 +211,74 @@ fn to_change(change: &ProposedChange, base: &MemoryDocument, origin: &Origin<'_>
     })
 }
 
+/// A proposal as a memory store receives it: its changes in reviewable form, read against the
+/// memory where the write happens (the operator for a ConfigMap, the apply Job for a volume).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProposalUpdate {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+    /// The proposal's creation: stamped on what it writes, so a retry is byte-identical.
+    pub at: Timestamp,
+    /// The revision the changes were computed on.
+    pub base_revision: u64,
+    pub changes: Vec<ProposedChange>,
+}
+
+/// Why a proposal cannot be written onto the current memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unresolved {
+    /// Changes touch entries changed since the base (or the base is gone): each conflict.
+    Conflicted(Vec<String>),
+    /// The changes are not valid against their base.
+    Invalid(String),
+}
+
+/// Prefix of the message with which an apply Job reports conflicts.
+pub const CONFLICT_PREFIX: &str = "Conflicted: ";
+
+impl Unresolved {
+    /// One line, as an apply Job reports it (conflicts with [`CONFLICT_PREFIX`]).
+    pub fn message(&self) -> String {
+        match self {
+            Unresolved::Conflicted(conflicts) => format!("{CONFLICT_PREFIX}{}", conflicts.join("; ")),
+            Unresolved::Invalid(message) => message.clone(),
+        }
+    }
+}
+
+/// The changes to apply to `current` for `proposal`, and the base they were rebased from (when
+/// the memory moved on since). `base` is the proposal's base revision, if still kept; it is
+/// only read when `current` is a later revision.
+pub fn resolve(
+    proposal: &ProposalUpdate,
+    current_revision: u64,
+    current: &MemoryDocument,
+    base: Option<&MemoryDocument>,
+) -> Result<(Vec<Change>, Option<u64>), Unresolved> {
+    let origin = Origin {
+        proposal: &proposal.name,
+        approved_by: proposal.approved_by.as_deref(),
+        at: proposal.at,
+    };
+    if current_revision == proposal.base_revision {
+        let changes =
+            to_changes(&proposal.changes, current, &origin).map_err(|e| Unresolved::Invalid(e.to_string()))?;
+        return Ok((changes, None));
+    }
+    let Some(base) = base else {
+        return Err(Unresolved::Conflicted(vec![format!(
+            "base revision {} is no longer kept (memory is at revision {current_revision}), so the changes cannot be checked against what changed since",
+            proposal.base_revision
+        )]));
+    };
+    let changes = to_changes(&proposal.changes, base, &origin).map_err(|e| Unresolved::Invalid(e.to_string()))?;
+    crate::memory::rebase::rebase(base, current, &changes)
+        .map(|changes| (changes, Some(proposal.base_revision)))
+        .map_err(|conflicts| Unresolved::Conflicted(conflicts.iter().map(ToString::to_string).collect()))
+}
+
 /// The entry kind a new entry gets in `section` (dreams put each kind in its own section).
 fn kind_of_section(section: &str) -> EntryKind {
     match section {

@@ -272,3 +272,61 @@ async fn overlapping_proposals_conflict_tampering_is_caught_and_the_deployment_r
     drop(operator);
     ns.delete().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_proposal_for_a_pvc_memory_is_applied_by_the_apply_job() {
+    use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+    let client = client().await;
+    install_crds(&client).await.unwrap();
+    let ns = TestNamespace::create(&client, "pvc-proposal").await.unwrap();
+    let operator = OperatorProcess::start(&ns.name, "pvc-proposal").await.unwrap();
+    let claim: PersistentVolumeClaim = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "memories"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    }))
+    .unwrap();
+    ns.api::<PersistentVolumeClaim>()
+        .create(&PostParams::default(), &claim)
+        .await
+        .unwrap();
+    let agents = ns.api::<Agent>();
+    let proposals = ns.api::<MemoryProposal>();
+    let support: Agent = serde_json::from_value(json!({
+        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "support"},
+        "spec": {"model": "claude", "instructions": "Help customers with billing.",
+                 "memory": {"store": {"persistentVolumeClaim": {"claimName": "memories", "path": "support"}}}}
+    }))
+    .unwrap();
+    apply(&agents, &support).await.unwrap();
+    let ready = wait_for(&agents, "support", "MemoryReady", has_condition("MemoryReady", "True"))
+        .await
+        .unwrap();
+    let base = ready.status.unwrap().memory.unwrap();
+    let lesson = "Look accounts up by billing id, not email.";
+    proposals
+        .create(
+            &PostParams::default(),
+            &proposal("support-a", base.revision, &base.digest, lesson),
+        )
+        .await
+        .unwrap();
+    decide(&proposals, "support-a", "Approved").await;
+    let applied = wait_phase(&proposals, "support-a", Phase::Applied)
+        .await
+        .status
+        .unwrap();
+    assert_eq!(applied.applied_revision, Some(base.revision + 1));
+
+    let bound = ns.api::<PersistentVolumeClaim>().get("memories").await.unwrap();
+    let volume = bound.spec.unwrap().volume_name.unwrap();
+    let pv = Api::<PersistentVolume>::all(client.clone()).get(&volume).await.unwrap();
+    let dir = std::path::PathBuf::from(pv.spec.unwrap().host_path.unwrap().path).join("support");
+    let memory = std::fs::read_to_string(dir.join("MEMORY.md")).unwrap();
+    assert!(memory.contains(lesson), "{memory}");
+    assert!(
+        dir.join(format!("revisions/r{}.yaml", base.revision)).exists(),
+        "the base revision is kept"
+    );
+    drop(operator);
+    ns.delete().await.unwrap();
+}

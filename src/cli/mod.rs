@@ -65,6 +65,9 @@ pub struct MemoryApplyArgs {
     /// ConfigMap in this pod's namespace whose annotations receive the new revision's info.
     #[arg(long)]
     pub report_configmap: Option<String>,
+    /// Write the revision the update is in, as JSON, here (an apply Job uses its termination log).
+    #[arg(long)]
+    pub result_file: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -158,6 +161,7 @@ fn print_crds(args: &CrdsArgs) -> CliResult {
 /// `reverie memory apply`: applies the update with the file store, then reports the revision
 /// on the index ConfigMap so the operator (which cannot read the volume) sees it.
 fn memory_apply(args: &MemoryApplyArgs) -> CliResult {
+    use crate::store::MemoryStore;
     use crate::store::files::FileStore;
     let text =
         std::fs::read_to_string(&args.update).map_err(|e| format!("cannot read {}: {e}", args.update.display()))?;
@@ -167,11 +171,24 @@ fn memory_apply(args: &MemoryApplyArgs) -> CliResult {
     let info = store.commit_blocking(&update).map_err(|e| e.to_string())?;
     let json = serde_json::to_string(&info).map_err(|e| e.to_string())?;
     println!("{json}");
+    if let Some(path) = &args.result_file {
+        std::fs::write(path, &json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
     if let Some(configmap) = &args.report_configmap {
+        // The index always shows the current revision, which is newer than `info` when the
+        // update had been applied before and others were written since.
+        let current = runtime_block(store.current())
+            .map_err(|e| e.to_string())?
+            .unwrap_or(info);
         let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
-        runtime.block_on(report_revision(configmap, &info))?;
+        runtime.block_on(report_revision(configmap, &current))?;
     }
     Ok(())
+}
+
+/// Runs a store future that does no real I/O waiting (the file store is synchronous).
+fn runtime_block<F: std::future::Future>(future: F) -> F::Output {
+    futures::executor::block_on(future)
 }
 
 async fn report_revision(configmap: &str, info: &crate::store::RevisionInfo) -> CliResult {

@@ -134,6 +134,7 @@ async fn ensure_memory(ctx: &Context, agent: &Agent) -> Result<MemoryState> {
         agent: agent.name_any(),
         base_revision: current.as_ref().map_or(0, |c| c.revision),
         base_digest: current.as_ref().map(|c| c.digest.clone()),
+        proposal: None,
         instructions: agent.spec.instructions.clone(),
         protected: agent.spec.memory.protected_sections.clone(),
         changes: Vec::new(),
@@ -187,7 +188,7 @@ async fn proposal_summary(ctx: &Context, agent: &Agent) -> Result<(u32, Vec<Revi
             })
         })
         .collect();
-    history.sort_by(|a, b| b.revision.cmp(&a.revision));
+    history.sort_by_key(|record| std::cmp::Reverse(record.revision));
     history.truncate(agent.spec.memory.revision_history_limit as usize);
     Ok((u32::try_from(pending).unwrap_or(u32::MAX), history))
 }

@@ -150,8 +150,11 @@ async fn progress(
             status.approved_by = Some(approved_by.clone());
             let started = std::time::Instant::now();
             let outcome = proposal_apply::apply(ctx, proposal, agent, &digest, &approved_by).await?;
+            // The apply Job's progress does not wake this controller: look again shortly.
+            let again = matches!(outcome, Outcome::Applying { .. })
+                .then(|| ctx.clock.now() + jiff::SignedDuration::from_secs(2));
             record_outcome(ctx, proposal, status, outcome, &how, started.elapsed(), &now);
-            Ok(None)
+            Ok(again)
         }
     }
 }
@@ -185,6 +188,16 @@ fn record_outcome(
                 Phase::Applied,
                 "Applied",
                 format!("{how}; memory revision {revision}{rebased}"),
+                now,
+            );
+        }
+        Outcome::Applying { job } => {
+            status.phase = Some(Phase::Applying);
+            set_condition(
+                status,
+                false,
+                "Applying",
+                format!("{how}; apply Job {job} is writing the memory volume"),
                 now,
             );
         }

@@ -14,9 +14,10 @@ use kube::{Api, Resource, ResourceExt};
 use super::{Context, Error, Result};
 use crate::api::agent::MemoryStore as StoreSpec;
 use crate::api::{Agent, MemoryProposal};
-use crate::memory::rebase::rebase;
-use crate::proposal::{Origin, to_changes};
+use crate::memory::change::Change;
+use crate::proposal::{CONFLICT_PREFIX, ProposalUpdate, Unresolved, resolve};
 use crate::store::configmap::ConfigMapStore;
+use crate::store::pvc::PvcStore;
 use crate::store::{AGENT_LABEL, Committed, MemoryStore, RevisionInfo, StoreError, Update};
 
 /// How many times a write that lost a race with another writer is recomputed and retried
@@ -32,6 +33,8 @@ pub enum Outcome {
         digest: String,
         rebased_from: Option<u64>,
     },
+    /// A PVC apply Job is writing it.
+    Applying { job: String },
     /// The base moved on and some changes touch entries changed since: never overwritten.
     Conflicted(Vec<String>),
     /// The proposal can never apply (the reason says why); memory is unchanged.
@@ -52,14 +55,64 @@ pub async fn apply(
     digest: &str,
     approved_by: &str,
 ) -> Result<Outcome> {
-    if let StoreSpec::PersistentVolumeClaim(_) = agent.spec.memory.store {
-        return Ok(Outcome::Failed(
-            "applying proposals to a PersistentVolumeClaim memory is not supported yet; use the ConfigMap store".into(),
-        ));
-    }
-    let namespace = agent.namespace().unwrap_or_default();
     let id = update_id(proposal, digest);
-    if let Some(info) = applied_before(ctx, &namespace, &agent.name_any(), &id).await? {
+    let update = ProposalUpdate {
+        name: proposal.name_any(),
+        approved_by: Some(approved_by.to_string()),
+        at: proposal.creation_timestamp().map_or_else(|| ctx.clock.now(), |t| t.0),
+        base_revision: proposal.spec.base_revision,
+        changes: proposal.spec.changes.clone(),
+    };
+    match &agent.spec.memory.store {
+        StoreSpec::ConfigMap(_) => apply_to_configmap(ctx, proposal, agent, &id, &update).await,
+        StoreSpec::PersistentVolumeClaim(pvc) => {
+            let store = PvcStore::new(
+                ctx.client.clone(),
+                &agent.namespace().unwrap_or_default(),
+                &agent.name_any(),
+                &pvc.claim_name,
+                pvc.path.clone(),
+                agent.controller_owner_ref(&()),
+                &ctx.image,
+            );
+            apply_to_volume(&store, agent, &id, update).await
+        }
+    }
+}
+
+/// The memory update for `proposal` on top of `current`.
+fn memory_update(
+    agent: &Agent,
+    id: &str,
+    current: &RevisionInfo,
+    changes: Vec<Change>,
+    proposal: Option<ProposalUpdate>,
+    at: Timestamp,
+) -> Update {
+    Update {
+        id: id.to_string(),
+        agent: agent.name_any(),
+        base_revision: current.revision,
+        base_digest: Some(current.digest.clone()),
+        instructions: agent.spec.instructions.clone(),
+        protected: agent.spec.memory.protected_sections.clone(),
+        changes,
+        proposal,
+        history_limit: agent.spec.memory.revision_history_limit,
+        now: at,
+    }
+}
+
+/// ConfigMap store: the operator reads, resolves and writes itself, retrying lost races.
+async fn apply_to_configmap(
+    ctx: &Context,
+    proposal: &MemoryProposal,
+    agent: &Agent,
+    id: &str,
+    update: &ProposalUpdate,
+) -> Result<Outcome> {
+    let namespace = agent.namespace().unwrap_or_default();
+    if let Some(info) = applied_before(ctx, &namespace, &agent.name_any(), id).await? {
         return Ok(Outcome::Applied {
             revision: info.revision,
             digest: info.digest,
@@ -72,13 +125,8 @@ pub async fn apply(
         &agent.name_any(),
         agent.controller_owner_ref(&()),
     );
-    let origin = Origin {
-        proposal: proposal.meta().name.as_deref().unwrap_or_default(),
-        approved_by: Some(approved_by),
-        at: proposal.creation_timestamp().map_or_else(|| ctx.clock.now(), |t| t.0),
-    };
     for _ in 0..CONFLICT_RETRIES {
-        match attempt(&store, proposal, agent, &id, &origin).await {
+        match attempt(&store, proposal, agent, id, update).await {
             Err(StoreError::Conflict(_)) => continue,
             Err(StoreError::Kube(kube::Error::Api(status))) if status.code == 409 => continue,
             Err(StoreError::Kube(e)) => return Err(Error::Kube(e)),
@@ -93,14 +141,13 @@ pub async fn apply(
     )))
 }
 
-/// One read-compute-write round: the changes read against the proposal's base, carried over
-/// to the current revision when the base moved on, written as the next revision.
+/// One read-resolve-write round on the ConfigMap store.
 async fn attempt(
     store: &ConfigMapStore,
     proposal: &MemoryProposal,
     agent: &Agent,
     id: &str,
-    origin: &Origin<'_>,
+    update: &ProposalUpdate,
 ) -> Result<Outcome, StoreError> {
     let spec = &proposal.spec;
     let Some(current) = store.load().await? else {
@@ -113,49 +160,64 @@ async fn attempt(
             spec.base_revision, current.info.digest, spec.base_digest
         )));
     }
-    let base = if on_base {
-        current.clone()
-    } else {
-        match store.load_revision(spec.base_revision).await? {
-            Some(base) => base,
-            None => {
-                return Ok(Outcome::Conflicted(vec![format!(
-                    "base revision {} is no longer kept (memory is at revision {}), so the changes cannot be checked against what changed since",
-                    spec.base_revision, current.info.revision
-                )]));
-            }
-        }
+    let base = match on_base {
+        true => None,
+        false => store.load_revision(spec.base_revision).await?,
     };
-    let changes = match to_changes(&spec.changes, &base.doc, origin) {
-        Ok(changes) => changes,
-        Err(e) => return Ok(Outcome::Failed(e.to_string())),
+    let (changes, rebased_from) = match resolve(
+        update,
+        current.info.revision,
+        &current.doc,
+        base.as_ref().map(|b| &b.doc),
+    ) {
+        Ok(resolved) => resolved,
+        Err(Unresolved::Conflicted(conflicts)) => return Ok(Outcome::Conflicted(conflicts)),
+        Err(Unresolved::Invalid(message)) => return Ok(Outcome::Failed(message)),
     };
-    let (changes, rebased_from) = if on_base {
-        (changes, None)
-    } else {
-        match rebase(&base.doc, &current.doc, &changes) {
-            Ok(changes) => (changes, Some(spec.base_revision)),
-            Err(conflicts) => return Ok(Outcome::Conflicted(conflicts.iter().map(ToString::to_string).collect())),
-        }
-    };
-    let update = Update {
-        id: id.to_string(),
-        agent: agent.name_any(),
-        base_revision: current.info.revision,
-        base_digest: Some(current.info.digest.clone()),
-        instructions: agent.spec.instructions.clone(),
-        protected: agent.spec.memory.protected_sections.clone(),
-        changes,
-        history_limit: agent.spec.memory.revision_history_limit,
-        now: origin.at,
-    };
-    match store.commit(&update).await? {
+    let write = memory_update(agent, id, &current.info, changes, None, update.at);
+    match store.commit(&write).await? {
         Committed::Done(info) => Ok(Outcome::Applied {
             revision: info.revision,
             digest: info.digest,
             rebased_from,
         }),
-        Committed::InProgress { job } => Ok(Outcome::Failed(format!("unexpected apply Job {job}"))),
+        Committed::InProgress { job } => Ok(Outcome::Applying { job }),
+    }
+}
+
+/// PVC store: the operator cannot read the volume, so the apply Job resolves the proposal
+/// against the memory it mounts; conflicts come back in its message.
+async fn apply_to_volume(store: &PvcStore, agent: &Agent, id: &str, update: ProposalUpdate) -> Result<Outcome> {
+    let current = match store.current().await {
+        Ok(Some(current)) => current,
+        Ok(None) => return Ok(Outcome::Failed("the agent has no memory yet".into())),
+        Err(StoreError::Kube(e)) => return Err(Error::Kube(e)),
+        Err(other) => return Ok(Outcome::Failed(other.to_string())),
+    };
+    if current.update == id {
+        return Ok(Outcome::Applied {
+            revision: current.revision,
+            digest: current.digest,
+            rebased_from: None,
+        });
+    }
+    let base_revision = update.base_revision;
+    let at = update.at;
+    let write = memory_update(agent, id, &current, Vec::new(), Some(update), at);
+    match store.commit(&write).await {
+        Ok(Committed::Done(info)) => Ok(Outcome::Applied {
+            revision: info.revision,
+            digest: info.digest,
+            rebased_from: (info.revision > base_revision + 1).then_some(base_revision),
+        }),
+        Ok(Committed::InProgress { job }) => Ok(Outcome::Applying { job }),
+        Err(StoreError::Rejected(message)) => Ok(match message.split_once(CONFLICT_PREFIX) {
+            Some((_, conflicts)) => Outcome::Conflicted(conflicts.split("; ").map(str::to_string).collect()),
+            None => Outcome::Failed(message),
+        }),
+        Err(StoreError::Kube(e)) => Err(Error::Kube(e)),
+        Err(StoreError::Conflict(message)) => Err(Error::Conflict(message)),
+        Err(other) => Ok(Outcome::Failed(other.to_string())),
     }
 }
 

@@ -129,10 +129,64 @@ impl FileStore {
         Ok(())
     }
 
+    /// The kept revision written by update `id`, up to revision `current`.
+    fn written_by(&self, id: &str, current: u64) -> Result<Option<RevisionInfo>, StoreError> {
+        let dir = self.dir.join(REVISIONS);
+        if !dir.exists() {
+            return Ok(None);
+        }
+        let mut found = None;
+        for entry in fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "json")
+                && let Some(info) = Self::read_info(&path)?
+                && info.update == id
+                && info.revision <= current
+            {
+                found = Some(info);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Turns an update carrying a proposal into one carrying its changes, read against this
+    /// memory: already written (any kept revision), on the current revision, or rebased.
+    fn resolve_proposal(&self, update: &Update, current: Option<&Snapshot>) -> Result<Resolved, StoreError> {
+        let Some(proposal) = &update.proposal else {
+            return Ok(Resolved::Update(update.clone()));
+        };
+        let current = current.ok_or_else(|| StoreError::Rejected("the memory has no revision yet".into()))?;
+        if let Some(info) = self.written_by(&update.id, current.info.revision)? {
+            return Ok(Resolved::Written(info));
+        }
+        let base = match current.info.revision == proposal.base_revision {
+            true => None,
+            false => self.load_revision(proposal.base_revision)?,
+        };
+        let (changes, _) = crate::proposal::resolve(
+            proposal,
+            current.info.revision,
+            &current.doc,
+            base.as_ref().map(|b| &b.doc),
+        )
+        .map_err(|unresolved| StoreError::Rejected(unresolved.message()))?;
+        Ok(Resolved::Update(Update {
+            base_revision: current.info.revision,
+            base_digest: Some(current.info.digest.clone()),
+            changes,
+            proposal: None,
+            ..update.clone()
+        }))
+    }
+
     /// Applies `update` synchronously (the blocking core of [`MemoryStore::commit`]).
     pub fn commit_blocking(&self, update: &Update) -> Result<RevisionInfo, StoreError> {
         let current = self.load_current()?;
-        match next_snapshot(current.as_ref(), update)? {
+        let update = match self.resolve_proposal(update, current.as_ref())? {
+            Resolved::Written(info) => return Ok(info),
+            Resolved::Update(update) => update,
+        };
+        match next_snapshot(current.as_ref(), &update)? {
             Next::AlreadyApplied(info) | Next::Unchanged(info) => {
                 if let Some(current) = &current {
                     self.publish(current)?;
@@ -146,6 +200,12 @@ impl FileStore {
             }
         }
     }
+}
+
+/// An update ready for [`next_snapshot`], or the revision a proposal already wrote.
+enum Resolved {
+    Update(Update),
+    Written(RevisionInfo),
 }
 
 impl MemoryStore for FileStore {
@@ -172,6 +232,7 @@ mod tests {
             agent: "support".into(),
             base_revision: base,
             base_digest: None,
+            proposal: None,
             instructions: instructions.into(),
             protected: vec![],
             changes: vec![],

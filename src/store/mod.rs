@@ -201,6 +201,10 @@ pub struct Update {
     pub protected: Vec<String>,
     #[serde(default)]
     pub changes: Vec<memory::change::Change>,
+    /// An approved proposal to read against the memory where it is written; its changes are
+    /// resolved into `changes` there (see [`crate::proposal::resolve`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposal: Option<crate::proposal::ProposalUpdate>,
     /// Snapshots of earlier revisions kept for rollback.
     pub history_limit: u32,
     pub now: jiff::Timestamp,

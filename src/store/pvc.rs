@@ -23,6 +23,8 @@ pub const MEMORY_MOUNT: &str = "/var/lib/reverie/memory";
 pub const UPDATE_MOUNT: &str = "/var/run/reverie/update";
 /// Key of the update inside the request ConfigMap.
 pub const UPDATE_KEY: &str = "update.yaml";
+/// The apply container's termination log: the revision its update produced, as JSON.
+pub const RESULT_FILE: &str = "/dev/termination-log";
 
 /// An agent's memory inside a PersistentVolumeClaim, committed through apply Jobs.
 #[derive(Clone)]
@@ -150,7 +152,10 @@ impl PvcStore {
                             "command": ["reverie", "memory", "apply",
                                         "--dir", MEMORY_MOUNT,
                                         "--update", format!("{UPDATE_MOUNT}/{UPDATE_KEY}"),
-                                        "--report-configmap", current_name(&self.agent)],
+                                        "--report-configmap", current_name(&self.agent),
+                                        "--result-file", RESULT_FILE],
+                            "terminationMessagePath": RESULT_FILE,
+                            "terminationMessagePolicy": "FallbackToLogsOnError",
                             "env": [{"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
                             "securityContext": {
                                 "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
@@ -175,6 +180,35 @@ impl PvcStore {
         let revision = format!("r{}", update.base_revision + 1);
         let digest = crate::naming::short_hash(&update.id);
         bounded_name(&[&self.agent, "memory-apply", &revision, &digest])
+    }
+}
+
+impl PvcStore {
+    /// The termination message of the apply Job's newest pod.
+    async fn pod_message(&self, job: &str) -> Result<Option<String>, StoreError> {
+        let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+        let listed = pods
+            .list(&kube::api::ListParams::default().labels(&format!("job-name={job}")))
+            .await?;
+        Ok(listed
+            .items
+            .iter()
+            .filter_map(|pod| {
+                let created = pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
+                let terminated = pod
+                    .status
+                    .as_ref()?
+                    .container_statuses
+                    .as_ref()?
+                    .first()?
+                    .state
+                    .as_ref()?
+                    .terminated
+                    .as_ref()?;
+                Some((created, terminated.message.clone()?))
+            })
+            .max_by_key(|(created, _)| *created)
+            .map(|(_, message)| message))
     }
 }
 
@@ -235,8 +269,23 @@ impl MemoryStore for PvcStore {
         .await?;
         self.ensure(&self.apply_job(update, &request)?).await?;
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &self.namespace);
-        if let Some(failure) = jobs.get_opt(&request).await?.as_ref().and_then(job_failure) {
-            return Err(StoreError::Rejected(format!("apply Job {request} failed: {failure}")));
+        let Some(job) = jobs.get_opt(&request).await? else {
+            return Ok(Committed::InProgress { job: request });
+        };
+        if let Some(failure) = job_failure(&job) {
+            let message = self.pod_message(&request).await?.unwrap_or(failure);
+            return Err(StoreError::Rejected(format!("apply Job {request} failed: {message}")));
+        }
+        // A finished Job reports the revision its update is in, even when another revision
+        // has been written on top since (the index then shows that newer one).
+        if job.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) > 0
+            && let Some(info) = self
+                .pod_message(&request)
+                .await?
+                .and_then(|m| serde_json::from_str::<RevisionInfo>(m.trim()).ok())
+            && info.update == update.id
+        {
+            return Ok(Committed::Done(info));
         }
         Ok(Committed::InProgress { job: request })
     }
