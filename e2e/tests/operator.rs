@@ -14,10 +14,14 @@ use reverie_e2e::{
 };
 use serde_json::json;
 
+/// An agent with a sessions folder, so schedules that select it have something to dream over.
 fn agent(name: &str) -> Agent {
+    let sessions = std::env::temp_dir().join("reverie-e2e-operator-sessions");
+    std::fs::create_dir_all(&sessions).unwrap();
     serde_json::from_value(json!({
         "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent", "metadata": {"name": name},
-        "spec": {"model": "claude", "instructions": "Help customers with billing."}
+        "spec": {"model": "claude", "instructions": "Help customers with billing.",
+                 "sessions": {"hostPath": {"path": sessions}}}
     }))
     .unwrap()
 }

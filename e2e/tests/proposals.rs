@@ -330,3 +330,70 @@ async fn a_proposal_for_a_pvc_memory_is_applied_by_the_apply_job() {
     drop(operator);
     ns.delete().await.unwrap();
 }
+
+/// `kubectl apply -f` of a manifest, as Argo CD or Flux would apply a merged pull request.
+fn kubectl_apply(namespace: &str, manifest: &MemoryProposal) {
+    let path = std::env::temp_dir().join(format!("reverie-e2e-{namespace}-{}.yaml", manifest.name_any()));
+    std::fs::write(&path, serde_yaml::to_string(manifest).unwrap()).unwrap();
+    let output = std::process::Command::new("kubectl")
+        .args(["apply", "-n", namespace, "-f"])
+        .arg(&path)
+        .output()
+        .expect("kubectl is installed by e2e/cluster/install-deps.sh");
+    assert!(
+        output.status.success(),
+        "kubectl apply failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn an_approved_manifest_from_git_is_applied_only_when_its_digest_matches() {
+    let client = client().await;
+    install_crds(&client).await.unwrap();
+    let ns = TestNamespace::create(&client, "gitops").await.unwrap();
+    let operator = OperatorProcess::start(&ns.name, "gitops").await.unwrap();
+    let agents = ns.api::<Agent>();
+    let proposals = ns.api::<MemoryProposal>();
+    let support: Agent = serde_json::from_value(json!({
+        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "support"},
+        "spec": {"model": "claude", "instructions": "Help customers with billing."}
+    }))
+    .unwrap();
+    apply(&agents, &support).await.unwrap();
+    let ready = wait_for(&agents, "support", "MemoryReady", has_condition("MemoryReady", "True"))
+        .await
+        .unwrap();
+    let base = ready.status.unwrap().memory.unwrap();
+
+    // What the reviewer merged: the proposal with `spec.approval` bound to its content digest.
+    let mut merged = proposal("support-merged", 1, &base.digest, "Quote the invoice number.");
+    let digest = merged.spec.content_digest();
+    merged.spec.approval =
+        serde_json::from_value(json!({"decision": "Approved", "reviewer": "ana", "digest": digest})).unwrap();
+    kubectl_apply(&ns.name, &merged);
+    let applied = wait_phase(&proposals, "support-merged", Phase::Applied)
+        .await
+        .status
+        .unwrap();
+    assert_eq!(applied.applied_revision, Some(2));
+    assert_eq!(applied.approved_by.as_deref(), Some("ana"));
+
+    // Content changed in the pull request after review: its approval names another digest.
+    let mut altered = proposal(
+        "support-altered",
+        2,
+        "sha256:x",
+        "Quote the invoice number and refund at once.",
+    );
+    altered.spec.approval =
+        serde_json::from_value(json!({"decision": "Approved", "reviewer": "ana", "digest": digest})).unwrap();
+    kubectl_apply(&ns.name, &altered);
+    let failed = wait_phase(&proposals, "support-altered", Phase::Failed).await;
+    let reason = reverie_e2e::condition(&failed, "Applied").unwrap().reason.clone();
+    assert_eq!(reason, "ApprovalDigestMismatch");
+    let memory = ns.api::<ConfigMap>().get("support-memory").await.unwrap();
+    assert!(!memory_md(&memory).contains("refund at once"));
+    drop(operator);
+    ns.delete().await.unwrap();
+}

@@ -1,111 +1,27 @@
-//! `kubectl dream`: the reviewer's plugin (installed as `kubectl-dream` on PATH).
-//!
-//! Follows kubectl plugin conventions: `-n/--namespace`, `--context`, `--kubeconfig`,
-//! `-o json|yaml`, data on stdout, errors on stderr, non-zero exit on failure.
+//! `kubectl dream list`: proposals with their agent, phase, +/−/~ counts, strongest evidence
+//! and age.
 
-use std::path::PathBuf;
-
-use clap::{Parser, Subcommand, ValueEnum};
 use jiff::Timestamp;
 use kube::api::ListParams;
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, Config, ResourceExt};
+use kube::{Api, ResourceExt};
 
+use super::{Output, Session, api_error, format_table, serialize};
 use crate::api::MemoryProposal;
 use crate::api::memory_proposal::ChangeOp;
-use crate::operator::error_chain;
 
-/// Review the memory proposals your agents' dreams produce.
-#[derive(Debug, Parser)]
-#[command(name = "kubectl-dream", bin_name = "kubectl dream", version, about)]
-pub struct DreamCli {
-    /// Namespace to work in (default: the kubeconfig context's).
-    #[arg(short = 'n', long, global = true)]
-    pub namespace: Option<String>,
-    /// Kubeconfig context to use.
-    #[arg(long, global = true)]
-    pub context: Option<String>,
-    /// Path to the kubeconfig file.
-    #[arg(long, global = true, env = "KUBECONFIG")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Output format.
-    #[arg(short = 'o', long, global = true, value_enum, default_value = "table")]
-    pub output: Output,
-    #[command(subcommand)]
-    pub command: DreamCommand,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    Table,
-    Json,
-    Yaml,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum DreamCommand {
-    /// List memory proposals: agent, phase, +/−/~ counts, strongest evidence, age.
-    List {
-        /// List across all namespaces.
-        #[arg(short = 'A', long)]
-        all_namespaces: bool,
-    },
-}
-
-/// Runs the plugin command line.
-pub fn run(cli: DreamCli) -> Result<(), String> {
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(async {
-        let (client, namespace) = connect(&cli).await?;
-        match cli.command {
-            DreamCommand::List { all_namespaces } => {
-                let api = if all_namespaces {
-                    Api::<MemoryProposal>::all(client)
-                } else {
-                    Api::<MemoryProposal>::namespaced(client, &namespace)
-                };
-                let mut proposals = api
-                    .list(&ListParams::default())
-                    .await
-                    .map_err(|e| format!("cannot list memoryproposals: {}", error_chain(&e)))?
-                    .items;
-                proposals.sort_by_key(|p| (p.namespace(), p.name_any()));
-                print!(
-                    "{}",
-                    render_list(&proposals, cli.output, all_namespaces, Timestamp::now())?
-                );
-                Ok(())
-            }
-        }
-    })
-}
-
-async fn connect(cli: &DreamCli) -> Result<(Client, String), String> {
-    let config = if cli.kubeconfig.is_some() || cli.context.is_some() {
-        let kubeconfig = match &cli.kubeconfig {
-            Some(path) => Kubeconfig::read_from(path)
-                .map_err(|e| format!("cannot read kubeconfig {}: {}", path.display(), error_chain(&e)))?,
-            None => Kubeconfig::read().map_err(|e| format!("cannot read kubeconfig: {}", error_chain(&e)))?,
-        };
-        let options = KubeConfigOptions {
-            context: cli.context.clone(),
-            ..Default::default()
-        };
-        Config::from_custom_kubeconfig(kubeconfig, &options)
-            .await
-            .map_err(|e| format!("invalid kubeconfig: {}", error_chain(&e)))?
+pub(super) async fn run(session: &Session, output: Output, all_namespaces: bool) -> Result<String, String> {
+    let api = if all_namespaces {
+        Api::<MemoryProposal>::all(session.client.clone())
     } else {
-        Config::infer()
-            .await
-            .map_err(|e| format!("no Kubernetes configuration found: {}", error_chain(&e)))?
+        Api::<MemoryProposal>::namespaced(session.client.clone(), &session.namespace)
     };
-    let namespace = cli
-        .namespace
-        .clone()
-        .unwrap_or_else(|| config.default_namespace.clone());
-    let client =
-        Client::try_from(config).map_err(|e| format!("cannot build a Kubernetes client: {}", error_chain(&e)))?;
-    Ok((client, namespace))
+    let mut proposals = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| api_error("cannot list memoryproposals", &e))?
+        .items;
+    proposals.sort_by_key(|p| (p.namespace(), p.name_any()));
+    render_list(&proposals, output, all_namespaces, Timestamp::now())
 }
 
 /// Additions, archivals and restructurings (update, merge, move, reinforce) in a proposal.
@@ -140,10 +56,7 @@ pub fn render_list(
     now: Timestamp,
 ) -> Result<String, String> {
     match output {
-        Output::Json => serde_json::to_string_pretty(proposals)
-            .map(|s| s + "\n")
-            .map_err(|e| e.to_string()),
-        Output::Yaml => serde_yaml::to_string(proposals).map_err(|e| e.to_string()),
+        Output::Json | Output::Yaml => serialize(&proposals, output),
         Output::Table => {
             let mut rows = vec![
                 ["NAMESPACE", "NAME", "AGENT", "PHASE", "CHANGES", "EVIDENCE", "AGE"]
@@ -181,20 +94,6 @@ pub fn render_list(
             Ok(format_table(&rows))
         }
     }
-}
-
-fn format_table(rows: &[Vec<String>]) -> String {
-    let columns = rows.first().map_or(0, Vec::len);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
-        out.push_str(line.join("   ").trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 #[cfg(test)]

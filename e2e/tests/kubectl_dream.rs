@@ -1,0 +1,469 @@
+//! `kubectl dream` on a real API server with the operator running: a reviewer reads a
+//! proposal's diff, approves or rejects it (bound to the digest the operator recorded, signed
+//! with the kubeconfig user), cannot decide twice, edits a proposal into a superseding one,
+//! triggers a dream now, reads the revision history and rolls back through the same approval
+//! path.
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::PostParams;
+use kube::config::Kubeconfig;
+use kube::{Api, ResourceExt};
+use reverie::api::memory_proposal::{ChangeOp, Decision, Phase};
+use reverie::api::{Agent, DreamSchedule, MemoryProposal};
+use reverie_e2e::{OperatorProcess, TestNamespace, apply, client, has_condition, install_crds, reverie_bin, wait_for};
+use serde_json::{Value, json};
+
+/// The plugin under test: `$KUBECTL_DREAM_BIN`, else next to the `reverie` binary.
+fn kubectl_dream_bin() -> PathBuf {
+    std::env::var("KUBECTL_DREAM_BIN").map_or_else(|_| reverie_bin().with_file_name("kubectl-dream"), PathBuf::from)
+}
+
+/// Runs `kubectl-dream <args> -n <namespace>` with the test's kubeconfig (and `env`).
+async fn kubectl_dream(namespace: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let bin = kubectl_dream_bin();
+    assert!(
+        bin.exists(),
+        "{} is missing: cargo build -p reverie --bins",
+        bin.display()
+    );
+    let mut command = tokio::process::Command::new(&bin);
+    command.args(args).args(["-n", namespace]).env_remove("NO_COLOR");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().await.expect("kubectl-dream runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts success and returns stdout.
+fn ok(output: &Output) -> String {
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        stdout(output),
+        stderr(output)
+    );
+    stdout(output)
+}
+
+/// Asserts exit code 1 with one `error:` line, and returns it.
+fn fails(output: &Output) -> String {
+    let err = stderr(output);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "stdout: {}\nstderr: {err}",
+        stdout(output)
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    err.trim_end().to_string()
+}
+
+/// The user of the kubeconfig's current context: the reviewer the plugin records.
+fn kubeconfig_user() -> String {
+    let kubeconfig = Kubeconfig::read().expect("KUBECONFIG is readable");
+    reverie::cli::kubectl_dream::context_user(&kubeconfig, None)
+        .or_else(|| std::env::var("USER").ok())
+        .expect("a reviewer name")
+}
+
+fn agent(name: &str, instructions: &str, labels: Value) -> Agent {
+    serde_json::from_value(json!({
+        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent", "metadata": {"name": name, "labels": labels},
+        "spec": {"model": "claude", "instructions": instructions}
+    }))
+    .unwrap()
+}
+
+fn proposal(name: &str, agent: &Agent, lesson: &str) -> MemoryProposal {
+    let memory = agent.status.as_ref().and_then(|s| s.memory.clone()).unwrap();
+    serde_json::from_value(json!({
+        "apiVersion": "reverie.dev/v1alpha1", "kind": "MemoryProposal", "metadata": {"name": name},
+        "spec": {
+            "agentRef": {"name": agent.name_any()}, "baseRevision": memory.revision, "baseDigest": memory.digest,
+            "summary": "Reviewed 12 sessions.",
+            "changes": [{"op": "Add", "section": "lessons", "after": lesson, "rationale": "seen in most sessions",
+                         "evidence": {"count": 4, "sessions": ["s-1", "s-2", "s-3", "s-4"]}}]
+        }
+    }))
+    .unwrap()
+}
+
+/// Waits until the agent's memory is at `revision`.
+async fn wait_revision(api: &Api<Agent>, name: &str, revision: u64) -> Agent {
+    let ready = has_condition::<Agent>("MemoryReady", "True");
+    wait_for(
+        api,
+        name,
+        &format!("memory revision {revision}"),
+        move |a: Option<&Agent>| {
+            use kube::runtime::wait::Condition;
+            ready.matches_object(a)
+                && a.and_then(|a| a.status.as_ref()?.memory.as_ref())
+                    .is_some_and(|m| m.revision == revision)
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// Waits until the operator has recorded the proposal's digest, and returns it.
+async fn wait_digest(api: &Api<MemoryProposal>, name: &str) -> String {
+    let seen = wait_for(api, name, "digest recorded", |p: Option<&MemoryProposal>| {
+        p.and_then(|p| p.status.as_ref()?.digest.as_ref()).is_some()
+    })
+    .await
+    .unwrap();
+    seen.status.unwrap().digest.unwrap()
+}
+
+async fn wait_phase(api: &Api<MemoryProposal>, name: &str, phase: Phase) -> MemoryProposal {
+    wait_for(api, name, phase.as_str(), move |p: Option<&MemoryProposal>| {
+        p.and_then(|p| p.status.as_ref()?.phase) == Some(phase)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_reviewer_diffs_approves_rejects_and_edits_and_decisions_are_final() {
+    let client = client().await;
+    install_crds(&client).await.unwrap();
+    let ns = TestNamespace::create(&client, "kdream").await.unwrap();
+    let operator = OperatorProcess::start(&ns.name, "kdream").await.unwrap();
+    let n = ns.name.as_str();
+    let agents = ns.api::<Agent>();
+    let proposals = ns.api::<MemoryProposal>();
+    apply(&agents, &agent("support", "Help customers with billing.", json!({})))
+        .await
+        .unwrap();
+    let support = wait_revision(&agents, "support", 1).await;
+    for (name, lesson) in [
+        ("support-a", "Look accounts up by billing id, not email."),
+        ("support-b", "Always escalate refunds."),
+        ("support-c", "Retry the invoice API after a 429."),
+    ] {
+        proposals
+            .create(&PostParams::default(), &proposal(name, &support, lesson))
+            .await
+            .unwrap();
+    }
+
+    // The review diff, uncoloured because stdout is a pipe, ends with the approve command.
+    let digest = wait_digest(&proposals, "support-a").await;
+    let diff = ok(&kubectl_dream(n, &["diff", "support-a"], &[]).await);
+    assert!(!diff.contains('\x1b'), "{diff}");
+    assert!(diff.contains("Agent:    support\n"), "{diff}");
+    assert!(diff.contains(&format!("Digest:   {digest}\n")), "{diff}");
+    assert!(
+        diff.contains(
+            "+ [lessons] Look accounts up by billing id, not email.\n    evidence: 4 sessions (e.g. s-1, s-2, s-3)\n"
+        ),
+        "{diff}"
+    );
+    let approve_line = format!("kubectl dream approve support-a -n {n} --digest {digest}");
+    assert!(diff.trim_end().ends_with(&approve_line), "{diff}");
+
+    // Approve exactly what was shown.
+    let out = ok(&kubectl_dream(
+        n,
+        &[
+            "approve",
+            "support-a",
+            "--comment",
+            "matches the sessions",
+            "--digest",
+            &digest,
+        ],
+        &[],
+    )
+    .await);
+    let reviewer = kubeconfig_user();
+    assert_eq!(
+        out,
+        format!("memoryproposal/support-a approved by {reviewer} (digest {digest})\n")
+    );
+    let approved = proposals.get("support-a").await.unwrap();
+    let approval = approved.spec.approval.clone().unwrap();
+    assert_eq!(approval.decision, Decision::Approved);
+    assert_eq!(
+        approval.digest.as_deref(),
+        approved.status.as_ref().unwrap().digest.as_deref()
+    );
+    assert_eq!(approval.reviewer.as_deref(), Some(reviewer.as_str()));
+    assert!(!reviewer.is_empty());
+    assert_eq!(approval.comment.as_deref(), Some("matches the sessions"));
+
+    // Reject another.
+    let rejected_digest = wait_digest(&proposals, "support-b").await;
+    ok(&kubectl_dream(n, &["reject", "support-b", "--comment", "too broad"], &[]).await);
+    let rejected = proposals.get("support-b").await.unwrap();
+    let approval = rejected.spec.approval.unwrap();
+    assert_eq!(approval.decision, Decision::Rejected);
+    assert_eq!(approval.digest.as_deref(), Some(rejected_digest.as_str()));
+    assert_eq!(approval.comment.as_deref(), Some("too broad"));
+
+    // A decision is final: deciding again fails with a clear message and writes nothing.
+    let err = fails(&kubectl_dream(n, &["approve", "support-a"], &[]).await);
+    assert_eq!(
+        err,
+        format!("error: memoryproposal support-a is already Approved by {reviewer}; a decision is final")
+    );
+    let err = fails(&kubectl_dream(n, &["approve", "support-b"], &[]).await);
+    assert!(err.contains("is already Rejected"), "{err}");
+    assert_eq!(
+        proposals
+            .get("support-b")
+            .await
+            .unwrap()
+            .spec
+            .approval
+            .unwrap()
+            .decision,
+        Decision::Rejected
+    );
+    // A digest other than the proposal's is refused.
+    wait_digest(&proposals, "support-c").await;
+    let err = fails(&kubectl_dream(n, &["approve", "support-c", "--digest", &digest], &[]).await);
+    assert!(err.contains("not the sha256:"), "{err}");
+    let err = fails(&kubectl_dream(n, &["approve", "missing"], &[]).await);
+    assert_eq!(err, format!("error: memoryproposal missing not found in namespace {n}"));
+
+    // The approval goes through: applied as revision 2.
+    wait_phase(&proposals, "support-a", Phase::Applied).await;
+    wait_phase(&proposals, "support-b", Phase::Rejected).await;
+
+    // Edit: a new proposal with the edited text that supersedes the old one.
+    let out = ok(&kubectl_dream(
+        n,
+        &["edit", "support-c"],
+        &[("EDITOR", "sed -i 's/after a 429/after a 429, with backoff/'")],
+    )
+    .await);
+    let edited_name = out
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("memoryproposal/"))
+        .and_then(|l| l.split(' ').next())
+        .unwrap()
+        .to_string();
+    assert!(edited_name.starts_with("support-c-edit-"), "{out}");
+    let edited = proposals.get(&edited_name).await.unwrap();
+    assert_eq!(
+        edited.spec.changes[0].after.as_deref(),
+        Some("Retry the invoice API after a 429, with backoff.")
+    );
+    assert_eq!(
+        edited.spec.source.as_ref().unwrap().supersedes.as_deref(),
+        Some("support-c")
+    );
+    assert_eq!(edited.owner_references()[0].name, "support");
+    wait_phase(&proposals, "support-c", Phase::Superseded).await;
+
+    // The list shows them all.
+    let list = ok(&kubectl_dream(n, &["list"], &[]).await);
+    for name in ["support-a", "support-b", "support-c", edited_name.as_str()] {
+        assert!(list.contains(name), "{name}: {list}");
+    }
+    let listed: Vec<MemoryProposal> =
+        serde_json::from_str(&ok(&kubectl_dream(n, &["list", "-o", "json"], &[]).await)).unwrap();
+    assert_eq!(listed.len(), 4);
+
+    drop(operator);
+    ns.delete().await.unwrap();
+}
+
+fn schedule(name: &str, agents: Value) -> DreamSchedule {
+    serde_json::from_value(json!({
+        "apiVersion": "reverie.dev/v1alpha1", "kind": "DreamSchedule", "metadata": {"name": name},
+        "spec": {"schedule": "0 3 * * *", "agents": agents}
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn run_annotates_every_schedule_that_selects_the_agent() {
+    let client = client().await;
+    install_crds(&client).await.unwrap();
+    let ns = TestNamespace::create(&client, "kdream-run").await.unwrap();
+    let n = ns.name.as_str();
+    let agents = ns.api::<Agent>();
+    let schedules = ns.api::<DreamSchedule>();
+    apply(&agents, &agent("support", "Help.", json!({"team": "billing"})))
+        .await
+        .unwrap();
+    for (name, selection) in [
+        ("by-name", json!({"names": ["support"]})),
+        ("by-label", json!({"selector": {"matchLabels": {"team": "billing"}}})),
+        ("other", json!({"names": ["sales"]})),
+    ] {
+        apply(&schedules, &schedule(name, selection)).await.unwrap();
+    }
+    let out = ok(&kubectl_dream(n, &["run", "support"], &[]).await);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].starts_with("dreamschedule/by-label triggered: reverie.dev/dream-now="));
+    assert!(lines[1].starts_with("dreamschedule/by-name triggered: reverie.dev/dream-now="));
+    let value = lines[0].rsplit('=').next().unwrap();
+    assert!(chrono::DateTime::parse_from_rfc3339(value).is_ok(), "{value}");
+    for name in ["by-name", "by-label"] {
+        let schedule = schedules.get(name).await.unwrap();
+        assert_eq!(
+            schedule.annotations().get("reverie.dev/dream-now").map(String::as_str),
+            Some(value)
+        );
+    }
+    assert!(
+        !schedules
+            .get("other")
+            .await
+            .unwrap()
+            .annotations()
+            .contains_key("reverie.dev/dream-now")
+    );
+
+    let err = fails(&kubectl_dream(n, &["run", "ghost"], &[]).await);
+    assert_eq!(err, format!("error: agent ghost not found in namespace {n}"));
+    apply(&agents, &agent("lonely", "Help.", json!({}))).await.unwrap();
+    let err = fails(&kubectl_dream(n, &["run", "lonely"], &[]).await);
+    assert_eq!(
+        err,
+        format!("error: no DreamSchedule selects agent lonely in namespace {n}")
+    );
+    ns.delete().await.unwrap();
+}
+
+fn memory_md(configmap: &ConfigMap) -> &str {
+    configmap
+        .data
+        .as_ref()
+        .and_then(|d| d.get("MEMORY.md"))
+        .map_or("", String::as_str)
+}
+
+#[tokio::test]
+async fn history_and_a_rollback_that_goes_through_approval() {
+    let client = client().await;
+    install_crds(&client).await.unwrap();
+    let ns = TestNamespace::create(&client, "kdream-rollback").await.unwrap();
+    let operator = OperatorProcess::start(&ns.name, "kdream-rollback").await.unwrap();
+    let n = ns.name.as_str();
+    let agents = ns.api::<Agent>();
+    let proposals = ns.api::<MemoryProposal>();
+    let configmaps = ns.api::<ConfigMap>();
+
+    // Revision 1: the agent; revision 2: new instructions; revision 3: an approved lesson.
+    apply(&agents, &agent("notes", "Take notes.", json!({}))).await.unwrap();
+    wait_revision(&agents, "notes", 1).await;
+    apply(&agents, &agent("notes", "Take short notes.", json!({})))
+        .await
+        .unwrap();
+    let notes = wait_revision(&agents, "notes", 2).await;
+    proposals
+        .create(
+            &PostParams::default(),
+            &proposal("notes-bullets", &notes, "Use bullet points."),
+        )
+        .await
+        .unwrap();
+    wait_digest(&proposals, "notes-bullets").await;
+    ok(&kubectl_dream(n, &["approve", "notes-bullets"], &[]).await);
+    wait_phase(&proposals, "notes-bullets", Phase::Applied).await;
+    let notes = wait_revision(&agents, "notes", 3).await;
+    assert!(memory_md(&configmaps.get("notes-memory").await.unwrap()).contains("Use bullet points."));
+
+    // History: the current revision marked, the proposal and reviewer of revision 3.
+    let reviewer = kubeconfig_user();
+    let history = ok(&kubectl_dream(n, &["history", "notes"], &[]).await);
+    let rows: Vec<Vec<&str>> = history
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 3, "{history}");
+    assert_eq!(
+        &rows[0][..4],
+        ["*", "3", "notes-bullets", reviewer.as_str()],
+        "{history}"
+    );
+    assert_eq!(rows[1][0], "2", "{history}");
+    assert_eq!(rows[2][0], "1", "{history}");
+    let json: Value =
+        serde_json::from_str(&ok(&kubectl_dream(n, &["history", "notes", "-o", "json"], &[]).await)).unwrap();
+    assert_eq!(json["currentRevision"], 3);
+    assert_eq!(
+        json["revisions"][0]["digest"].as_str(),
+        Some(notes.status.unwrap().memory.unwrap().digest.as_str())
+    );
+    assert!(json["revisions"].as_array().unwrap().iter().all(|r| r["kept"] == true));
+
+    // Refusals: the current revision, and one that is not kept.
+    let err = fails(&kubectl_dream(n, &["rollback", "notes", "--to-revision", "3"], &[]).await);
+    assert_eq!(
+        err,
+        "error: revision 3 is the current revision of agent notes; nothing to roll back"
+    );
+    let err = fails(&kubectl_dream(n, &["rollback", "notes", "--to-revision", "42"], &[]).await);
+    assert!(
+        err.contains("revision 42 of agent notes is not kept (kept revisions: 1, 2, 3;"),
+        "{err}"
+    );
+
+    // Roll back to revision 2: a proposal that archives the lesson, reviewed like any other.
+    let out = ok(&kubectl_dream(n, &["rollback", "notes", "--to-revision", "2"], &[]).await);
+    let name = out
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("memoryproposal/"))
+        .and_then(|l| l.split(' ').next())
+        .unwrap()
+        .to_string();
+    assert!(name.starts_with("notes-rollback-r2-"), "{out}");
+    assert!(out.contains(&format!("kubectl dream diff {name} -n {n}")), "{out}");
+    let rollback = proposals.get(&name).await.unwrap();
+    assert_eq!(rollback.spec.source.as_ref().unwrap().restores_revision, Some(2));
+    assert_eq!(rollback.spec.base_revision, 3);
+    assert_eq!(rollback.owner_references()[0].name, "notes");
+    assert_eq!(rollback.owner_references()[0].controller, Some(true));
+    let ops: Vec<ChangeOp> = rollback.spec.changes.iter().map(|c| c.op).collect();
+    assert_eq!(ops, [ChangeOp::Archive]);
+    assert_eq!(rollback.spec.changes[0].before.as_deref(), Some("Use bullet points."));
+
+    let digest = wait_digest(&proposals, &name).await;
+    let diff = ok(&kubectl_dream(n, &["diff", &name], &[]).await);
+    assert!(diff.contains("Source:   restores revision 2\n"), "{diff}");
+    assert!(diff.contains(": Use bullet points.\n"), "{diff}");
+    assert!(diff.contains("\n- [lessons] "), "{diff}");
+    ok(&kubectl_dream(n, &["approve", &name, "--digest", &digest], &[]).await);
+    wait_phase(&proposals, &name, Phase::Applied).await;
+    wait_revision(&agents, "notes", 4).await;
+    let memory = configmaps.get("notes-memory").await.unwrap();
+    assert!(
+        !memory_md(&memory).contains("Use bullet points."),
+        "{}",
+        memory_md(&memory)
+    );
+    assert!(memory_md(&memory).contains("Take short notes."));
+
+    // Revision 4 holds what revision 2 did: nothing left to restore.
+    let err = fails(&kubectl_dream(n, &["rollback", "notes", "--to-revision", "2"], &[]).await);
+    assert!(
+        err.contains("holds the same entries as the current revision 4"),
+        "{err}"
+    );
+
+    drop(operator);
+    ns.delete().await.unwrap();
+}

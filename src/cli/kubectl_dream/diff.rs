@@ -1,0 +1,385 @@
+//! `kubectl dream diff NAME`: a proposal as a review diff, like `git diff`: a header (agent,
+//! phase, base revision, digest, summary), then `+` additions, `-` archivals and `~` other
+//! changes with their evidence and rationale, and last the digest and the exact command that
+//! approves what was shown.
+
+use std::fmt::Write;
+use std::io::IsTerminal;
+
+use clap::ValueEnum;
+use kube::{Api, ResourceExt};
+
+use super::{Output, Session, api_error, namespace_flag, plural, serialize};
+use crate::api::MemoryProposal;
+use crate::api::memory_proposal::{ChangeOp, Evidence, Phase, ProposedChange};
+
+/// How many example sessions a change shows.
+pub const EXAMPLE_SESSIONS: usize = 3;
+
+/// When the diff is coloured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// When stdout is a terminal and NO_COLOR is unset or empty.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to colour, given whether stdout is a terminal and the value of `NO_COLOR`.
+    pub fn enabled(self, stdout_is_terminal: bool, no_color: Option<&str>) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => stdout_is_terminal && no_color.is_none_or(str::is_empty),
+        }
+    }
+}
+
+pub(super) async fn run(session: &Session, output: Output, name: &str, color: ColorChoice) -> Result<String, String> {
+    let api = Api::<MemoryProposal>::namespaced(session.client.clone(), &session.namespace);
+    let proposal = api
+        .get_opt(name)
+        .await
+        .map_err(|e| api_error(&format!("cannot read memoryproposal {name}"), &e))?
+        .ok_or_else(|| not_found(name, &session.namespace))?;
+    match output {
+        Output::Table => {
+            let no_color = std::env::var("NO_COLOR").ok();
+            let color = color.enabled(std::io::stdout().is_terminal(), no_color.as_deref());
+            Ok(render_diff(&proposal, color))
+        }
+        _ => serialize(&proposal, output),
+    }
+}
+
+pub(crate) fn not_found(name: &str, namespace: &str) -> String {
+    format!("memoryproposal {name} not found in namespace {namespace}")
+}
+
+/// ANSI colours, or none.
+#[derive(Clone, Copy)]
+struct Paint(bool);
+
+impl Paint {
+    fn code(self, code: &str, text: &str) -> String {
+        if self.0 && !text.is_empty() {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+    fn bold(self, text: &str) -> String {
+        self.code("1", text)
+    }
+    fn green(self, text: &str) -> String {
+        self.code("32", text)
+    }
+    fn red(self, text: &str) -> String {
+        self.code("31", text)
+    }
+    fn yellow(self, text: &str) -> String {
+        self.code("33", text)
+    }
+    fn cyan(self, text: &str) -> String {
+        self.code("36", text)
+    }
+}
+
+/// The review diff of a proposal; `color` adds ANSI colours (green `+`, red `-`, yellow `~`).
+pub fn render_diff(proposal: &MemoryProposal, color: bool) -> String {
+    let paint = Paint(color);
+    let spec = &proposal.spec;
+    let status = proposal.status.clone().unwrap_or_default();
+    let name = proposal.name_any();
+    let namespace = proposal.namespace().unwrap_or_else(|| "default".to_string());
+    let mut out = String::new();
+
+    let _ = writeln!(out, "{}", paint.bold(&format!("memoryproposal {namespace}/{name}")));
+    let field = |out: &mut String, label: &str, value: &str| {
+        let _ = writeln!(out, "{:<10}{value}", format!("{label}:"));
+    };
+    field(&mut out, "Agent", &spec.agent_ref.name);
+    field(
+        &mut out,
+        "Phase",
+        status.phase.map_or("- (not yet seen by the operator)", |p| p.as_str()),
+    );
+    let base = if spec.base_digest.is_empty() {
+        format!("revision {}", spec.base_revision)
+    } else {
+        format!("revision {} ({})", spec.base_revision, spec.base_digest)
+    };
+    field(&mut out, "Base", &base);
+    field(
+        &mut out,
+        "Digest",
+        status
+            .digest
+            .as_deref()
+            .unwrap_or("- (not yet recorded by the operator)"),
+    );
+    if let Some(source) = source_line(proposal) {
+        field(&mut out, "Source", &source);
+    }
+    if let Some(stats) = &spec.stats {
+        let mut parts = vec![
+            plural(
+                stats.sessions_reviewed as usize,
+                "session reviewed",
+                "sessions reviewed",
+            ),
+            format!("{} tokens in, {} out", stats.tokens_in, stats.tokens_out),
+        ];
+        if stats.lines_skipped > 0 {
+            parts.push(plural(stats.lines_skipped as usize, "line skipped", "lines skipped"));
+        }
+        if let Some(reflector) = &stats.reflector {
+            parts.push(format!("{reflector} reflector"));
+        }
+        if let Some(cost) = &stats.estimated_cost {
+            parts.push(format!("~${cost}"));
+        }
+        field(&mut out, "Stats", &parts.join(", "));
+    }
+    if let Some(approval) = &spec.approval {
+        let mut text = format!("{:?}", approval.decision);
+        if let Some(reviewer) = &approval.reviewer {
+            let _ = write!(text, " by {reviewer}");
+        }
+        if let Some(comment) = approval.comment.as_deref().filter(|c| !c.is_empty()) {
+            let _ = write!(text, ": {comment:?}");
+        }
+        field(&mut out, "Decision", &text);
+    }
+    if !spec.summary.trim().is_empty() {
+        out.push('\n');
+        for line in spec.summary.trim_end().lines() {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    out.push('\n');
+
+    for change in &spec.changes {
+        render_change(&mut out, change, paint);
+    }
+    if !spec.changes.is_empty() {
+        out.push('\n');
+    }
+    let (add, archive, other) = counts(&spec.changes);
+    let mut totals = format!(
+        "{}, {}, {}",
+        plural(add, "addition", "additions"),
+        plural(archive, "archival", "archivals"),
+        plural(other, "other change", "other changes")
+    );
+    if let Some(strongest) = spec.strongest_evidence() {
+        let _ = write!(
+            totals,
+            "; strongest evidence: {}",
+            plural(strongest as usize, "session", "sessions")
+        );
+    }
+    let _ = writeln!(out, "{totals}");
+    out.push('\n');
+    let _ = writeln!(out, "{}", paint.cyan(&last_line(proposal, &name, &namespace)));
+    out
+}
+
+/// Where the proposal came from, when it says.
+fn source_line(proposal: &MemoryProposal) -> Option<String> {
+    let source = proposal.spec.source.as_ref()?;
+    let mut parts = Vec::new();
+    if let Some(schedule) = &source.dream_schedule {
+        parts.push(format!("dream schedule {schedule}"));
+    }
+    if let Some(job) = &source.job {
+        parts.push(format!("job {job}"));
+    }
+    if let Some(supersedes) = &source.supersedes {
+        parts.push(format!("supersedes {supersedes}"));
+    }
+    if let Some(revision) = source.restores_revision {
+        parts.push(format!("restores revision {revision}"));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// The last line: the digest and the exact approve command, or why there is nothing to approve.
+fn last_line(proposal: &MemoryProposal, name: &str, namespace: &str) -> String {
+    let status = proposal.status.clone().unwrap_or_default();
+    let Some(digest) = status.digest else {
+        return format!(
+            "No digest yet: the operator has not seen this proposal; run `kubectl dream diff {name} {}` again once it has.",
+            namespace_flag(namespace)
+        );
+    };
+    if proposal.spec.content_digest() != digest {
+        return format!(
+            "Tampered: the content no longer matches digest {digest} recorded at first sight; it can never be approved."
+        );
+    }
+    if let Some(approval) = &proposal.spec.approval {
+        let by = approval
+            .reviewer
+            .as_deref()
+            .map(|r| format!(" by {r}"))
+            .unwrap_or_default();
+        let now = match (status.phase.filter(|p| *p != Phase::Pending), status.applied_revision) {
+            (Some(Phase::Applied), Some(revision)) => format!(" (applied as revision {revision})"),
+            (Some(phase), _) => format!(" (now {})", phase.as_str()),
+            (None, _) => String::new(),
+        };
+        return format!(
+            "Digest {digest}: {:?}{by}; the decision is final{now}.",
+            approval.decision
+        );
+    }
+    if let Some(phase) = status.phase.filter(|p| *p != Phase::Pending) {
+        let by = status
+            .approved_by
+            .as_deref()
+            .map(|r| format!(" (approved by {r})"))
+            .unwrap_or_default();
+        return format!(
+            "Digest {digest}: the proposal is {}{by}; nothing to decide.",
+            phase.as_str()
+        );
+    }
+    format!(
+        "Digest {digest}. To approve exactly this: kubectl dream approve {name} {} --digest {digest}",
+        namespace_flag(namespace)
+    )
+}
+
+fn counts(changes: &[ProposedChange]) -> (usize, usize, usize) {
+    changes
+        .iter()
+        .fold((0, 0, 0), |(add, archive, other), change| match change.op {
+            ChangeOp::Add => (add + 1, archive, other),
+            ChangeOp::Archive => (add, archive + 1, other),
+            _ => (add, archive, other + 1),
+        })
+}
+
+/// Writes `text` after `prefix`, continuing each further line of it under the same prefix.
+fn lines(out: &mut String, prefix: &str, text: &str, paint: impl Fn(&str) -> String) {
+    let mut text_lines = text.lines();
+    let first = text_lines.next().unwrap_or_default();
+    let _ = writeln!(out, "{}", paint(&format!("{prefix}{first}")));
+    let width = prefix.chars().count();
+    let indent = prefix.len() - prefix.trim_start().len();
+    let lead = match prefix.trim_start().chars().next() {
+        Some(sign @ ('+' | '-' | '~')) => format!("{}{sign}{}", " ".repeat(indent), " ".repeat(width - indent - 1)),
+        _ => " ".repeat(width),
+    };
+    for line in text_lines {
+        let _ = writeln!(out, "{}", paint(&format!("{lead}{line}")));
+    }
+}
+
+fn render_change(out: &mut String, change: &ProposedChange, paint: Paint) {
+    let section = change.section.as_deref().map(|s| format!("[{s}] ")).unwrap_or_default();
+    let id = change.id.as_deref().unwrap_or("(no id)");
+    let after = change.after.as_deref().unwrap_or_default();
+    let before = change.before.as_deref();
+    let green = |t: &str| paint.green(t);
+    let red = |t: &str| paint.red(t);
+    let yellow = |t: &str| paint.yellow(t);
+    match change.op {
+        ChangeOp::Add => lines(out, &format!("+ {section}"), after, green),
+        ChangeOp::Archive => match before {
+            Some(text) => lines(out, &format!("- {section}{id}: "), text, red),
+            None => lines(out, &format!("- {section}"), id, red),
+        },
+        ChangeOp::Update => {
+            lines(out, &format!("~ {section}update "), id, yellow);
+            if let Some(text) = before {
+                lines(out, "    - ", text, red);
+            }
+            lines(out, "    + ", after, green);
+        }
+        ChangeOp::Merge => {
+            lines(
+                out,
+                &format!("~ {section}merge {} into ", change.ids.join(", ")),
+                id,
+                yellow,
+            );
+            if let Some(text) = before {
+                lines(out, "    - ", text, red);
+            }
+            lines(out, "    + ", after, green);
+        }
+        ChangeOp::Move => {
+            let to = change.section.as_deref().unwrap_or("?");
+            lines(out, "~ move ", &format!("{id} to [{to}]"), yellow);
+            if let Some(text) = change.after.as_deref().or(before) {
+                lines(out, "    ", text, |t: &str| t.to_string());
+            }
+        }
+        ChangeOp::Reinforce => {
+            let text = change.after.as_deref().or(before).unwrap_or_default();
+            if text.is_empty() {
+                lines(out, &format!("~ {section}reinforce "), id, yellow);
+            } else {
+                lines(out, &format!("~ {section}reinforce {id}: "), text, yellow);
+            }
+        }
+    }
+    match (&change.evidence, change.op) {
+        (Some(evidence), _) => {
+            let _ = writeln!(out, "    evidence: {}", evidence_text(evidence));
+        }
+        (None, ChangeOp::Archive | ChangeOp::Move) => {}
+        (None, _) => {
+            let _ = writeln!(out, "    evidence: none");
+        }
+    }
+    if let Some(rationale) = change.rationale.as_deref().filter(|r| !r.trim().is_empty()) {
+        let mut rationale_lines = rationale.trim_end().lines();
+        let _ = writeln!(out, "    rationale: {}", rationale_lines.next().unwrap_or_default());
+        for line in rationale_lines {
+            let _ = writeln!(out, "               {line}");
+        }
+    }
+}
+
+/// `7 sessions (e.g. s1, s2, s3)`.
+pub fn evidence_text(evidence: &Evidence) -> String {
+    let mut text = plural(evidence.count as usize, "session", "sessions");
+    if !evidence.sessions.is_empty() {
+        let examples: Vec<&str> = evidence
+            .sessions
+            .iter()
+            .take(EXAMPLE_SESSIONS)
+            .map(String::as_str)
+            .collect();
+        let _ = write!(text, " (e.g. {})", examples.join(", "));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_colour_needs_a_terminal_and_no_no_color() {
+        assert!(ColorChoice::Auto.enabled(true, None));
+        assert!(ColorChoice::Auto.enabled(true, Some("")));
+        assert!(!ColorChoice::Auto.enabled(true, Some("1")));
+        assert!(!ColorChoice::Auto.enabled(false, None));
+        assert!(ColorChoice::Always.enabled(false, Some("1")));
+        assert!(!ColorChoice::Never.enabled(true, None));
+    }
+
+    #[test]
+    fn multi_line_texts_keep_their_sign_on_every_line() {
+        let mut out = String::new();
+        lines(&mut out, "+ [lessons] ", "first\nsecond", |t: &str| t.to_string());
+        lines(&mut out, "    - ", "old\nolder", |t: &str| t.to_string());
+        assert_eq!(out, "+ [lessons] first\n+           second\n    - old\n    - older\n");
+    }
+}
