@@ -94,6 +94,8 @@ pub struct Target<'a> {
     pub sessions: &'a [(String, PathBuf)],
     /// Collective passes: a pattern counts only when seen in this many agents.
     pub min_agents: u32,
+    /// `spec.output.git`: publish the proposal to Git instead of creating it in the cluster.
+    pub git: Option<&'a crate::gitops::GitTarget>,
 }
 
 /// Runs the pass for `target` and creates its proposal.
@@ -148,16 +150,24 @@ pub async fn run(
         }),
         PassOutcome::Proposal(proposal) => {
             let object = proposal_object(&agent, target, &snapshot, &proposal)?;
-            let name = create_proposal(&client, target, &object).await?;
+            let proposed = format!(
+                "proposed {} changes from {} sessions",
+                object.spec.changes.len(),
+                proposal.stats.sessions_reviewed
+            );
+            // Git output: the manifest goes to a pull request; a GitOps tool creates the object.
+            let (name, message) = match target.git {
+                Some(git) => {
+                    let published = crate::gitops::publish(git, &object).await.map_err(|e| e.to_string())?;
+                    (object.name_any(), format!("{proposed}; {}", published.message()))
+                }
+                None => (create_proposal(&client, target, &object).await?, proposed),
+            };
             Ok(RunReport {
                 result: "Proposed".into(),
                 sessions_reviewed: proposal.stats.sessions_reviewed,
                 tokens: proposal.stats.tokens_in + proposal.stats.tokens_out,
-                message: format!(
-                    "proposed {} changes from {} sessions",
-                    object.spec.changes.len(),
-                    proposal.stats.sessions_reviewed
-                ),
+                message: truncate(&message, MAX_MESSAGE),
                 proposal: Some(name),
             })
         }

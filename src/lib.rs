@@ -5,6 +5,7 @@ pub mod cli;
 pub mod controller;
 pub mod dream;
 pub mod dreamer;
+pub mod gitops;
 pub mod memory;
 pub mod metrics;
 pub mod naming;

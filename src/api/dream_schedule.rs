@@ -8,8 +8,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::SecretKeyReference;
 use super::duration::DURATION_PATTERN;
+use super::{LocalObjectReference, SecretKeyReference};
 
 /// Desired schedule of dream passes.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -75,6 +75,10 @@ pub struct DreamScheduleSpec {
     /// Settings for the dream Jobs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_template: Option<DreamJobTemplate>,
+    /// Where a pass's MemoryProposal goes: created in the cluster (the default), or committed
+    /// to a Git repository as a pull request.
+    #[serde(default)]
+    pub output: Output,
 }
 
 fn default_time_zone() -> String {
@@ -266,6 +270,123 @@ pub struct DreamJobTemplate {
     pub tolerations: Vec<Toleration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
+}
+
+/// Where the MemoryProposal of a pass goes: exactly one of `cluster` and `git`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Output {
+    /// The pass creates the MemoryProposal in the cluster (the default).
+    Cluster(ClusterOutput),
+    /// The pass commits the MemoryProposal manifest to a new branch of a Git repository and
+    /// opens a pull request whose body is the review diff. Merging it (with `spec.approval`
+    /// set) is the review; a GitOps tool (Argo CD, Flux) brings the manifest into the cluster.
+    Git(GitOutput),
+}
+
+impl Default for Output {
+    fn default() -> Self {
+        Self::Cluster(ClusterOutput {})
+    }
+}
+
+/// The cluster output has no settings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub struct ClusterOutput {}
+
+/// URLs a dream pass can push to: HTTPS, SSH or a local path.
+pub const GIT_REPOSITORY_PATTERN: &str = "^(https|ssh|file)://[^\\s]+$";
+/// Branch names: letters, digits, `.`, `_`, `-` and `/`, not starting with `-` or `/`.
+pub const GIT_BRANCH_PATTERN: &str = "^[A-Za-z0-9._][A-Za-z0-9._/-]*$";
+/// Directories in the repository: relative, letters, digits, `.`, `_`, `-` and `/`.
+pub const GIT_PATH_PATTERN: &str = "^[A-Za-z0-9._-][A-Za-z0-9._/-]*$";
+
+/// A Git repository that receives proposals as pull requests.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GitOutput {
+    /// URL of the repository: `https://host/owner/repo.git` (token), `ssh://git@host/owner/repo.git`
+    /// (SSH key) or `file:///path/to/repo.git` (a local path, for tests).
+    #[schemars(length(min = 1, max = 2048), regex(pattern = GIT_REPOSITORY_PATTERN))]
+    pub repository: String,
+    /// The branch pull requests target; each proposal's branch `reverie/<namespace>/<name>`
+    /// starts from it.
+    #[serde(default = "default_git_branch")]
+    #[schemars(length(min = 1, max = 255), regex(pattern = GIT_BRANCH_PATTERN))]
+    pub branch: String,
+    /// Directory in the repository; a proposal is written to `<path>/<namespace>/<name>.yaml`.
+    #[serde(default = "default_git_path")]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = GIT_PATH_PATTERN))]
+    pub path: String,
+    /// Secret in the schedule's namespace with the credentials: key `token` (an access token,
+    /// used for HTTPS pushes and for the forge API), optional `username` (HTTPS user name,
+    /// default `x-access-token`, `oauth2` for GitLab), and for `ssh://` repositories
+    /// `ssh-privatekey` with optional `known_hosts`. The dream pod receives the token as an
+    /// environment variable and the SSH key as a read-only file; it never reads the Secret
+    /// through the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_secret_ref: Option<LocalObjectReference>,
+    /// The forge that hosts the repository, to open the pull request; absent: the branch is
+    /// pushed and no pull request is opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forge: Option<Forge>,
+    /// Author and committer of the commits (default `reverie <reverie@reverie.dev>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<GitAuthor>,
+}
+
+fn default_git_branch() -> String {
+    "main".to_string()
+}
+
+fn default_git_path() -> String {
+    "memory-proposals".to_string()
+}
+
+/// The forge API that opens pull requests (merge requests on GitLab).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Forge {
+    /// `github`, `gitlab`, `gitea` (also Forgejo) or `none` (push the branch only).
+    #[serde(rename = "type")]
+    pub type_: ForgeType,
+    /// Base URL of the forge's REST API, e.g. `https://api.github.com`,
+    /// `https://github.example.com/api/v3`, `https://gitlab.com/api/v4`,
+    /// `https://gitea.example.com/api/v1`. Default: derived from the repository's host
+    /// (`api.github.com` for github.com, else `https://<host>/api/v3`, `/api/v4`, `/api/v1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub api_url: Option<String>,
+    /// The repository on the forge, `owner/repo` (GitLab: the project path, groups included).
+    /// Default: the repository URL's path without `.git`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub project: Option<String>,
+}
+
+/// Which forge API opens the pull request.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ForgeType {
+    #[serde(rename = "github")]
+    GitHub,
+    #[serde(rename = "gitlab")]
+    GitLab,
+    Gitea,
+    #[default]
+    None,
+}
+
+/// A Git identity.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GitAuthor {
+    /// Name shown on the commits.
+    #[schemars(length(min = 1, max = 256))]
+    pub name: String,
+    /// Email address shown on the commits.
+    #[schemars(length(min = 3, max = 256))]
+    pub email: String,
 }
 
 /// Observed state of a schedule.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::ValueEnum;
 use jiff::Timestamp;
 
+use crate::api::dream_schedule::{Forge, ForgeType, GitAuthor, GitOutput, Output};
 use crate::api::duration;
 use crate::dream::model::DreamSettings;
 use crate::dream::pass::{self, PassInput, PassOutcome, SessionRoot};
@@ -17,6 +18,7 @@ use crate::dream::reflector::openai::OpenAiReflector;
 use crate::dream::reflector::{ApiKey, ModelConfig, Reflector};
 use crate::dream::report::Report;
 use crate::dream::synth;
+use crate::gitops::{Credentials, GitTarget};
 use crate::memory::{self, MemoryDocument};
 
 /// Which reflector turns candidates into lessons.
@@ -111,6 +113,81 @@ pub struct DreamArgs {
     /// same transcripts always give the same output.
     #[arg(long)]
     pub now: Option<String>,
+    /// In-cluster: instead of creating the MemoryProposal, push its manifest to a new branch of
+    /// this Git repository (`https://`, `ssh://` or `file://`) and open a pull request.
+    #[arg(long)]
+    pub git_repository: Option<String>,
+    /// Git output: the branch the pull request targets.
+    #[arg(long, default_value = "main")]
+    pub git_branch: String,
+    /// Git output: directory in the repository (the manifest goes to `<dir>/<namespace>/<name>.yaml`).
+    #[arg(long, default_value = "memory-proposals")]
+    pub git_path: String,
+    /// Git output: the forge that opens the pull request (github, gitlab, gitea, none).
+    #[arg(long, default_value = "none", value_parser = crate::gitops::parse_forge_type)]
+    pub git_forge: ForgeType,
+    /// Git output: the forge's API base URL (default: derived from the repository's host).
+    #[arg(long)]
+    pub git_forge_api_url: Option<String>,
+    /// Git output: the repository on the forge, `owner/repo` (default: from the repository URL).
+    #[arg(long)]
+    pub git_forge_project: Option<String>,
+    /// Git output: commit author name.
+    #[arg(long, requires = "git_author_email")]
+    pub git_author_name: Option<String>,
+    /// Git output: commit author email.
+    #[arg(long, requires = "git_author_name")]
+    pub git_author_email: Option<String>,
+    /// Git output: environment variable holding the access token (HTTPS pushes, forge API).
+    #[arg(long, default_value = crate::gitops::TOKEN_ENV)]
+    pub git_token_env: String,
+    /// Git output: environment variable holding the HTTPS user name (optional).
+    #[arg(long, default_value = crate::gitops::USERNAME_ENV)]
+    pub git_username_env: String,
+    /// Git output: directory with `ssh-privatekey` and optionally `known_hosts` (for `ssh://`).
+    #[arg(long)]
+    pub git_ssh_key_dir: Option<PathBuf>,
+}
+
+/// The Git output the `--git-…` flags ask for, checked before the pass spends anything.
+pub fn git_target(args: &DreamArgs) -> Result<Option<GitTarget>, String> {
+    let Some(repository) = &args.git_repository else {
+        return Ok(None);
+    };
+    let output = GitOutput {
+        repository: repository.clone(),
+        branch: args.git_branch.clone(),
+        path: args.git_path.clone(),
+        auth_secret_ref: None,
+        forge: (args.git_forge != ForgeType::None).then(|| Forge {
+            type_: args.git_forge,
+            api_url: args.git_forge_api_url.clone(),
+            project: args.git_forge_project.clone(),
+        }),
+        author: args
+            .git_author_name
+            .clone()
+            .zip(args.git_author_email.clone())
+            .map(|(name, email)| GitAuthor { name, email }),
+    };
+    let problems = crate::gitops::validate(&Output::Git(output.clone()));
+    let problems: Vec<String> = problems
+        .into_iter()
+        .filter(|p| !p.starts_with("spec.output.git.authSecretRef"))
+        .map(|p| p.replacen("spec.output.git.", "--git-", 1))
+        .collect();
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
+    }
+    Ok(Some(GitTarget {
+        output,
+        credentials: Credentials::from_env(
+            &args.git_token_env,
+            &args.git_username_env,
+            args.git_ssh_key_dir.clone(),
+        ),
+        work_dir: std::env::temp_dir(),
+    }))
 }
 
 /// What a dream command failed on, as the one line shown to the user.
@@ -219,6 +296,9 @@ pub fn run(args: &DreamArgs) -> CliResult {
     if let Some((namespace, agent)) = crate::dreamer::split_agent(&args.agent) {
         return run_in_cluster(args, namespace, agent);
     }
+    if args.git_repository.is_some() {
+        return Err("--git-repository publishes an in-cluster pass: use --agent NAMESPACE/NAME".into());
+    }
     let memory = load_memory(args.memory.as_deref())?;
     let now = match &args.now {
         Some(now) => now.parse::<Timestamp>().map_err(|e| format!("--now {now:?}: {e}"))?,
@@ -300,6 +380,7 @@ fn in_cluster_pass(args: &DreamArgs, namespace: &str, agent: &str) -> Result<cra
     let settings = settings(args, Timestamp::now())?;
     let reflector = reflector(args)?;
     let sessions = session_roots(args);
+    let git = git_target(args)?;
     let target = crate::dreamer::Target {
         namespace,
         agent,
@@ -308,6 +389,7 @@ fn in_cluster_pass(args: &DreamArgs, namespace: &str, agent: &str) -> Result<cra
         memory_dir: args.memory_dir.as_deref(),
         sessions: &sessions,
         min_agents: args.min_agents.max(1),
+        git: git.as_ref(),
     };
     runtime()?.block_on(crate::dreamer::run(
         &target,

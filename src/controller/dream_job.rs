@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 use serde_json::{Value, json};
 
 use crate::api::agent::{MemoryStore, SessionsSpec};
-use crate::api::dream_schedule::{DreamScheduleSpec, ReflectorProvider};
+use crate::api::dream_schedule::{DreamScheduleSpec, Output, ReflectorProvider};
 use crate::api::{Agent, DreamSchedule};
 use crate::naming::{bounded_name, short_hash};
 
@@ -85,7 +85,7 @@ pub fn build(schedule: &DreamSchedule, plan: &PassPlan<'_>, trigger: &Trigger, i
         "app.kubernetes.io/managed-by": "reverie",
         "app.kubernetes.io/component": "dream",
     });
-    let (volumes, mounts, sessions_args) = volumes(plan);
+    let (mut volumes, mut mounts, sessions_args) = volumes(plan);
     let mut args = vec![
         "reverie".to_string(),
         "dream".into(),
@@ -103,13 +103,23 @@ pub fn build(schedule: &DreamSchedule, plan: &PassPlan<'_>, trigger: &Trigger, i
     if matches!(plan.target.spec.memory.store, MemoryStore::PersistentVolumeClaim(_)) {
         args.extend(["--memory-dir".to_string(), MEMORY_MOUNT.to_string()]);
     }
-    let env = spec
+    let mut env: Vec<Value> = spec
         .reflector
         .api_key_secret_ref
         .as_ref()
         .filter(|_| spec.reflector.provider != ReflectorProvider::Builtin)
-        .map(|secret| json!([{"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": secret.name, "key": secret.key}}}]))
-        .unwrap_or_else(|| json!([]));
+        .map(|secret| {
+            vec![json!({"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": secret.name, "key": secret.key}}})]
+        })
+        .unwrap_or_default();
+    // Git output: the `--git-…` flags, the Secret's token as env and SSH key as files, a writable /tmp.
+    if let Output::Git(git) = &spec.output {
+        let git = crate::gitops::job::pod_settings(git);
+        args.extend(git.args);
+        env.extend(git.env);
+        volumes.extend(git.volumes);
+        mounts.extend(git.mounts);
+    }
     let owner = OwnerReference {
         api_version: "reverie.dev/v1alpha1".into(),
         kind: "DreamSchedule".into(),

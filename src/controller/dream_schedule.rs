@@ -21,7 +21,7 @@ use super::report_acceptance_change;
 use super::status::apply_status;
 use super::{Context, Problem, Result, acceptance_conditions, instrumented, publish_event};
 use crate::api::dream_schedule::{
-    AgentRun, ConcurrencyPolicy, DreamScheduleSpec, DreamScheduleStatus, ReflectorProvider,
+    AgentRun, ConcurrencyPolicy, DreamScheduleSpec, DreamScheduleStatus, Output, ReflectorProvider,
 };
 use crate::api::{Agent, DreamSchedule, SecretKeyReference, conditions, duration};
 use crate::dreamer::RunReport;
@@ -568,6 +568,11 @@ pub fn validate(spec: &DreamScheduleSpec) -> Vec<Problem> {
         ));
     }
     problems.extend(validate_reflector(spec));
+    problems.extend(
+        crate::gitops::validate(&spec.output)
+            .into_iter()
+            .map(|message| Problem::new("InvalidOutput", message)),
+    );
     problems
 }
 
@@ -650,6 +655,25 @@ async fn dereference(ctx: &Context, namespace: &str, spec: &DreamScheduleSpec) -
         selection
             .problems
             .extend(check_secret_key(ctx, namespace, secret_ref).await?);
+    }
+    if let Output::Git(git) = &spec.output
+        && let Some(auth) = &git.auth_secret_ref
+    {
+        for key in crate::gitops::required_secret_keys(git) {
+            let secret_ref = SecretKeyReference {
+                name: auth.name.clone(),
+                key: key.to_string(),
+            };
+            let problem = check_secret_key(ctx, namespace, &secret_ref).await?;
+            selection.problems.extend(problem.map(|p| {
+                Problem {
+                    message: p
+                        .message
+                        .replace("spec.reflector.apiKeySecretRef", "spec.output.git.authSecretRef"),
+                    ..p
+                }
+            }));
+        }
     }
     Ok(selection)
 }

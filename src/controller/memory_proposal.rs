@@ -113,6 +113,17 @@ async fn progress(
         return Ok(None);
     }
     let digest = status.digest.clone().unwrap_or_default();
+    // A manifest that travelled through Git carries the digest of what the dream proposed;
+    // content edited on the way is not what was proposed, whoever approved it.
+    if let Some(proposed) = proposal.annotations().get(crate::gitops::CONTENT_DIGEST_ANNOTATION)
+        && bare(proposed) != bare(&digest)
+    {
+        status.phase = Some(Phase::Tampered);
+        let message =
+            format!("the content ({digest}) is not what the dream proposed ({proposed}); it will never be applied");
+        set_condition(status, false, "Tampered", message, &now);
+        return Ok(None);
+    }
     let expiry = proposal_apply::expiry(proposal, agent);
     match decide(&proposal.spec, &digest, &agent.spec.dreaming, expiry, ctx.clock.now()) {
         Decision::Wait { reason, message, until } => {

@@ -1,0 +1,208 @@
+//! The GitOps loop on the local control plane: a dream Job pushes its MemoryProposal manifest
+//! to a branch of a Git repository (a bare repository over `file://`); a reviewer sets
+//! `spec.approval` in that manifest and "merges"; `kubectl apply -f` brings it into the cluster
+//! as Argo CD or Flux would; the operator applies it. A manifest edited on the way is refused.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Patch, PatchParams};
+use reverie::api::memory_proposal::Phase;
+use reverie::api::{Agent, DreamSchedule, MemoryProposal};
+use reverie_e2e::{OperatorProcess, TestNamespace, apply, client, has_condition, install_crds, repo_root, wait_for};
+use serde_json::{Value, json};
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "seed")
+        .env("GIT_AUTHOR_EMAIL", "seed@example.com")
+        .env("GIT_COMMITTER_NAME", "seed")
+        .env("GIT_COMMITTER_EMAIL", "seed@example.com")
+        .output()
+        .expect("git runs");
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Where the test keeps its repositories and sessions: outside /tmp (the clone itself may be
+/// there), because dream pods get their own /tmp.
+fn scratch() -> PathBuf {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    PathBuf::from(home).join(".cache/reverie/e2e-git")
+}
+
+/// A bare repository with one commit on `main`.
+fn bare_repository(name: &str) -> PathBuf {
+    let root = scratch().join(name);
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    git(
+        &root,
+        &["init", "--quiet", "--bare", "--initial-branch=main", "origin.git"],
+    );
+    let seed = root.join("seed");
+    git(&root, &["init", "--quiet", "--initial-branch=main", "seed"]);
+    std::fs::write(seed.join("README.md"), "memory proposals\n").unwrap();
+    git(&seed, &["add", "README.md"]);
+    git(&seed, &["commit", "--quiet", "-m", "seed"]);
+    let origin = root.join("origin.git");
+    git(&seed, &["push", "--quiet", origin.to_str().unwrap(), "main"]);
+    origin
+}
+
+/// Sessions outside /tmp too: the process node resolves hostPath sources inside the pod's mount
+/// namespace, where the dream pod's own /tmp (an emptyDir) hides the host's.
+fn sessions_copy(name: &str) -> PathBuf {
+    let dir = scratch().join(format!("{name}-sessions"));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_tree(&repo_root().join("examples/sessions"), &dir);
+    dir
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_tree(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+fn kubectl_apply(namespace: &str, path: &Path) {
+    let output = Command::new("kubectl")
+        .args(["apply", "-n", namespace, "-f"])
+        .arg(path)
+        .output()
+        .expect("kubectl is installed by e2e/cluster/install-deps.sh");
+    assert!(
+        output.status.success(),
+        "kubectl apply: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_dream_pushed_to_git_and_merged_approved_is_applied() {
+    let client = client().await;
+    install_crds(&client).await.unwrap();
+    let ns = TestNamespace::create(&client, "gitops-loop").await.unwrap();
+    let operator = OperatorProcess::start(&ns.name, "gitops-loop").await.unwrap();
+    let agents = ns.api::<Agent>();
+    let schedules = ns.api::<DreamSchedule>();
+    let proposals = ns.api::<MemoryProposal>();
+    let origin = bare_repository(&ns.name);
+    let sessions = sessions_copy(&ns.name);
+
+    let support: Agent = serde_json::from_value(json!({
+        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "support"},
+        "spec": {"model": "claude", "instructions": "Help customers with billing.",
+                 "sessions": {"hostPath": {"path": sessions}}}
+    }))
+    .unwrap();
+    apply(&agents, &support).await.unwrap();
+    wait_for(&agents, "support", "MemoryReady", has_condition("MemoryReady", "True"))
+        .await
+        .unwrap();
+    let schedule: DreamSchedule = serde_json::from_value(json!({
+        "apiVersion": "reverie.dev/v1alpha1", "kind": "DreamSchedule", "metadata": {"name": "nightly"},
+        "spec": {"schedule": "0 3 * * *", "agents": {"names": ["support"]},
+                 "output": {"git": {"repository": format!("file://{}", origin.display()), "path": "proposals"}}}
+    }))
+    .unwrap();
+    apply(&schedules, &schedule).await.unwrap();
+    wait_for(&schedules, "nightly", "Ready", has_condition("Ready", "True"))
+        .await
+        .unwrap();
+    let patch = json!({"metadata": {"annotations": {"reverie.dev/dream-now": "1"}}});
+    schedules
+        .patch("nightly", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let done = wait_for(&schedules, "nightly", "the pass pushed", |s: Option<&DreamSchedule>| {
+        s.and_then(|s| s.status.as_ref())
+            .and_then(|s| s.last_runs.iter().find(|r| r.agent == "support"))
+            .is_some_and(|r| r.result == "Succeeded" || r.result == "Failed")
+    })
+    .await
+    .unwrap();
+    let run = done
+        .status
+        .unwrap()
+        .last_runs
+        .into_iter()
+        .find(|r| r.agent == "support")
+        .unwrap();
+    assert_eq!(run.result, "Succeeded", "{:?}", run.message);
+    let name = run.proposal.clone().expect("the pass names its proposal");
+    assert!(
+        proposals.get_opt(&name).await.unwrap().is_none(),
+        "git output creates nothing in the cluster"
+    );
+
+    // The reviewer's side: check out the proposal branch, approve in the manifest, merge.
+    let branch = format!("reverie/{}/{name}", ns.name);
+    let clone = origin.parent().unwrap().join("review");
+    git(
+        origin.parent().unwrap(),
+        &[
+            "clone",
+            "--quiet",
+            "--branch",
+            &branch,
+            origin.to_str().unwrap(),
+            "review",
+        ],
+    );
+    let file = clone.join("proposals").join(&ns.name).join(format!("{name}.yaml"));
+    let mut manifest: Value = serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let digest = manifest["metadata"]["annotations"]["reverie.dev/content-digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    manifest["spec"]["approval"] = json!({"decision": "Approved", "reviewer": "ana", "digest": digest});
+    std::fs::write(&file, serde_yaml::to_string(&manifest).unwrap()).unwrap();
+    kubectl_apply(&ns.name, &file);
+
+    let applied = wait_for(&proposals, &name, "Applied", |p: Option<&MemoryProposal>| {
+        p.and_then(|p| p.status.as_ref()?.phase) == Some(Phase::Applied)
+    })
+    .await
+    .unwrap();
+    assert_eq!(applied.status.unwrap().applied_revision, Some(2));
+    let memory = ns.api::<ConfigMap>().get("support-memory").await.unwrap();
+    let first_change = manifest["spec"]["changes"][0]["after"].as_str().unwrap().to_string();
+    assert!(memory.data.unwrap()["MEMORY.md"].contains(&first_change));
+
+    // The same manifest with its content edited in the pull request: not what was proposed.
+    manifest["metadata"]["name"] = json!(format!("{name}-edited"));
+    manifest["spec"]["summary"] = json!("Edited in the pull request.");
+    std::fs::write(&file, serde_yaml::to_string(&manifest).unwrap()).unwrap();
+    kubectl_apply(&ns.name, &file);
+    let refused = wait_for(
+        &proposals,
+        &format!("{name}-edited"),
+        "refused",
+        |p: Option<&MemoryProposal>| {
+            p.and_then(|p| p.status.as_ref()?.phase)
+                .is_some_and(|phase| phase == Phase::Tampered || phase == Phase::Failed)
+        },
+    )
+    .await
+    .unwrap();
+    assert_ne!(refused.status.unwrap().applied_revision, Some(3));
+    drop(operator);
+    ns.delete().await.unwrap();
+}
