@@ -261,6 +261,21 @@ async fn report_transition(
         return;
     }
     ctx.metrics.proposal_phase(phase.as_str());
+    // A decision and its outcome can land in one reconcile: the approval is an Event of its own.
+    let newly_approved = before.and_then(|s| s.approved_by.as_ref()).is_none();
+    if let Some(by) = after.approved_by.as_deref().filter(|_| newly_approved) {
+        ctx.metrics.proposal_phase(Phase::Approved.as_str());
+        let note = format!("approved by {by}");
+        publish_event(
+            ctx,
+            proposal,
+            EventType::Normal,
+            Phase::Approved.as_str(),
+            "Review",
+            note,
+        )
+        .await;
+    }
     let message = conditions::find(&after.conditions, APPLIED)
         .map(|c| c.message.clone())
         .unwrap_or_default();

@@ -456,3 +456,59 @@ async fn a_pending_proposal_requeues_at_its_expiry() {
     let expected = std::time::Duration::from_secs(7 * 86_400 - 3_600);
     assert_eq!(result.unwrap(), kube::runtime::controller::Action::requeue(expected));
 }
+
+#[tokio::test]
+async fn an_approval_for_other_content_fails_and_never_touches_memory() {
+    let (ctx, handle) = test_context();
+    let other = format!("sha256:{}", "1".repeat(64));
+    let approved = seen_proposal(
+        Some(json!({"decision": "Approved", "reviewer": "ana", "digest": other})),
+        "2026-11-20T11:00:00Z",
+    );
+    let script = vec![
+        Expect::get(
+            format!("{AGENTS}/support"),
+            agent_json(json!({"model": "m", "instructions": "x"})),
+        ),
+        no_proposals(),
+        Expect::patch_status(format!("{PROPOSALS}/support-1/status"), &approved),
+        Expect::event("team"),
+    ];
+    let (result, seen) = run_scripted(handle, script, memory_proposal::reconcile(Arc::new(approved), ctx)).await;
+    result.unwrap();
+    assert_eq!(seen[2].body["status"]["phase"], "Failed");
+    assert_eq!(condition(&seen[2].body, "Applied")["reason"], "ApprovalDigestMismatch");
+    assert_eq!(seen[3].body["type"], "Warning");
+    assert!(seen.iter().all(|s| !s.path.contains("configmaps")), "memory untouched");
+}
+
+#[tokio::test]
+async fn a_proposal_replaced_by_an_edit_is_superseded() {
+    let (ctx, handle) = test_context();
+    let original = seen_proposal(None, "2026-11-20T11:00:00Z");
+    let mut edit = serde_json::to_value(proposal(None)).unwrap();
+    edit["metadata"]["name"] = json!("support-1-edit");
+    edit["spec"]["source"] = json!({"supersedes": "support-1"});
+    let script = vec![
+        Expect::get(
+            format!("{AGENTS}/support"),
+            agent_json(json!({"model": "m", "instructions": "x"})),
+        ),
+        Expect::get(
+            PROPOSALS,
+            json!({"apiVersion": "reverie.dev/v1alpha1", "kind": "MemoryProposalList", "metadata": {}, "items": [edit]}),
+        ),
+        Expect::patch_status(format!("{PROPOSALS}/support-1/status"), &original),
+        Expect::event("team"),
+    ];
+    let (result, seen) = run_scripted(handle, script, memory_proposal::reconcile(Arc::new(original), ctx)).await;
+    result.unwrap();
+    assert_eq!(seen[2].body["status"]["phase"], "Superseded");
+    assert!(
+        condition(&seen[2].body, "Applied")["message"]
+            .as_str()
+            .unwrap()
+            .contains("support-1-edit")
+    );
+    assert_eq!(seen[3].body["reason"], "Superseded");
+}
