@@ -14,6 +14,8 @@ mod error;
 pub mod memory_proposal;
 pub mod proposal_apply;
 #[cfg(test)]
+mod proposal_tests;
+#[cfg(test)]
 mod schedule_tests;
 mod status;
 #[cfg(test)]

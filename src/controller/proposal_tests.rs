@@ -1,0 +1,250 @@
+//! MemoryProposal apply path against a scripted API server: the exact requests of an approved
+//! proposal written as the next ConfigMap revision, one found already applied, and one whose
+//! base moved on under an entry it changes.
+
+use std::sync::Arc;
+
+use http::{Method, StatusCode};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use super::memory_proposal;
+use super::test_support::{Expect, Seen, condition, run_scripted, test_context};
+use crate::api::MemoryProposal;
+use crate::memory::MemoryDocument;
+use crate::memory::change::{Change, apply};
+use crate::memory::document::{Entry, EntryKind, Evidence};
+use crate::store::Snapshot;
+
+const AGENTS: &str = "/apis/reverie.dev/v1alpha1/namespaces/team/agents";
+const PROPOSALS: &str = "/apis/reverie.dev/v1alpha1/namespaces/team/memoryproposals";
+const CONFIGMAPS: &str = "/api/v1/namespaces/team/configmaps";
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+fn agent() -> Expect {
+    Expect::get(
+        format!("{AGENTS}/support"),
+        json!({"apiVersion": "reverie.dev/v1alpha1", "kind": "Agent",
+               "metadata": {"name": "support", "namespace": "team", "uid": "a-1"},
+               "spec": {"model": "m", "instructions": "Help customers."}}),
+    )
+}
+
+fn no_other_proposals() -> Expect {
+    Expect::get(
+        PROPOSALS,
+        json!({"apiVersion": "reverie.dev/v1alpha1", "kind": "MemoryProposalList", "metadata": {}, "items": []}),
+    )
+}
+
+/// Revision 1: the instructions and one lesson.
+fn revision_1() -> Snapshot {
+    let doc = MemoryDocument::with_instructions("Help customers.", &[], ts("2026-11-01T00:00:00Z"));
+    let lesson = Entry {
+        id: "lesson-a".into(),
+        text: "Check the account id.".into(),
+        kind: EntryKind::Lesson,
+        evidence: Evidence {
+            count: 3,
+            ..Evidence::default()
+        },
+        provenance: None,
+        created: ts("2026-11-01T00:00:00Z"),
+        reinforced: None,
+        pinned: false,
+    };
+    let doc = apply(
+        &doc,
+        &[Change::Add {
+            section: "lessons".into(),
+            entry: lesson,
+        }],
+    )
+    .unwrap();
+    Snapshot::build("support", 1, "agent-spec/x", doc)
+}
+
+/// The ConfigMap holding `snapshot` (`name` is the current one or a revision's).
+fn memory_configmap(name: &str, snapshot: &Snapshot) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": "team", "resourceVersion": "7",
+                     "labels": {"reverie.dev/agent": "support"}, "annotations": snapshot.info.annotations()},
+        "data": {"memory.yaml": snapshot.yaml, "MEMORY.md": snapshot.markdown}
+    })
+}
+
+fn metadata_list(items: Vec<Value>) -> Expect {
+    let items: Vec<Value> = items
+        .into_iter()
+        .map(|c| json!({"apiVersion": "v1", "kind": "PartialObjectMetadata", "metadata": c["metadata"]}))
+        .collect();
+    Expect::get(
+        CONFIGMAPS,
+        json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {}, "items": items}),
+    )
+}
+
+/// An approved proposal on `base` changing `change`, already seen by the operator.
+fn approved(base: &Snapshot, change: Value) -> MemoryProposal {
+    let mut object = json!({
+        "apiVersion": "reverie.dev/v1alpha1", "kind": "MemoryProposal",
+        "metadata": {"name": "support-7", "namespace": "team", "generation": 1, "uid": "p-7",
+                     "creationTimestamp": "2026-11-20T11:00:00Z"},
+        "spec": {"agentRef": {"name": "support"}, "baseRevision": base.info.revision, "baseDigest": base.info.digest,
+                 "summary": "learned", "changes": [change]}
+    });
+    let digest = serde_json::from_value::<MemoryProposal>(object.clone())
+        .unwrap()
+        .spec
+        .content_digest();
+    object["spec"]["approval"] = json!({"decision": "Approved", "reviewer": "ana", "digest": digest});
+    object["status"] = json!({
+        "observedGeneration": 1, "phase": "Pending", "digest": digest, "changeCount": 1,
+        "conditions": [
+            {"type": "Accepted", "status": "True", "reason": "Valid", "message": "the proposal's changes are well formed", "observedGeneration": 1, "lastTransitionTime": "2026-11-20T11:00:00Z"},
+            {"type": "Ready", "status": "True", "reason": "Reconciled", "message": "the proposal is ready for review", "observedGeneration": 1, "lastTransitionTime": "2026-11-20T11:00:00Z"}
+        ]
+    });
+    serde_json::from_value(object).unwrap()
+}
+
+fn add_lesson() -> Value {
+    json!({"op": "Add", "id": "lesson-b", "section": "lessons", "after": "Retry after a 429.", "evidence": {"count": 4}})
+}
+
+async fn reconcile(proposal: MemoryProposal, script: Vec<Expect>) -> Vec<Seen> {
+    let (ctx, handle) = test_context();
+    let (result, seen) = run_scripted(handle, script, memory_proposal::reconcile(Arc::new(proposal), ctx)).await;
+    result.expect("reconcile succeeds");
+    seen
+}
+
+#[tokio::test]
+async fn an_approved_proposal_is_written_as_the_next_revision_and_the_previous_one_kept() {
+    let base = revision_1();
+    let current = memory_configmap("support-memory", &base);
+    let proposal = approved(&base, add_lesson());
+    let script = vec![
+        agent(),
+        no_other_proposals(),
+        metadata_list(vec![current.clone()]),
+        Expect::get(format!("{CONFIGMAPS}/support-memory"), current.clone()),
+        Expect::get(format!("{CONFIGMAPS}/support-memory"), current),
+        Expect::new(Method::POST, CONFIGMAPS, StatusCode::CREATED, Value::Null),
+        Expect::new(
+            Method::PATCH,
+            format!("{CONFIGMAPS}/support-memory"),
+            StatusCode::OK,
+            Value::Null,
+        ),
+        metadata_list(vec![]),
+        Expect::patch_status(format!("{PROPOSALS}/support-7/status"), &proposal),
+        Expect::event("team"),
+        Expect::event("team"),
+    ];
+    let seen = reconcile(proposal, script).await;
+    let snapshot = &seen[5].body;
+    assert_eq!(snapshot["metadata"]["name"], "support-memory-r2");
+    assert_eq!(
+        snapshot["metadata"]["annotations"]["reverie.dev/update"],
+        "proposal/support-7/".to_string() + &seen[8].body["status"]["digest"].as_str().unwrap()[7..19]
+    );
+    assert!(
+        snapshot["data"]["MEMORY.md"]
+            .as_str()
+            .unwrap()
+            .contains("Retry after a 429.")
+    );
+    assert_eq!(
+        seen[6].body["metadata"]["resourceVersion"], "7",
+        "the write is conditional on what was read"
+    );
+    let status = &seen[8].body["status"];
+    assert_eq!(
+        (&status["phase"], &status["appliedRevision"], &status["approvedBy"]),
+        (&json!("Applied"), &json!(2), &json!("ana"))
+    );
+    assert_eq!(condition(&seen[8].body, "Applied")["status"], "True");
+    assert_eq!(
+        (&seen[9].body["reason"], &seen[10].body["reason"]),
+        (&json!("Approved"), &json!("Applied"))
+    );
+}
+
+#[tokio::test]
+async fn a_proposal_whose_revision_is_already_kept_is_applied_without_writing() {
+    let base = revision_1();
+    let proposal = approved(&base, add_lesson());
+    let digest = proposal.status.as_ref().unwrap().digest.clone().unwrap();
+    // A previous reconcile wrote revision 2 and was killed before recording it.
+    let mut written = base.clone();
+    written.info.revision = 2;
+    written.info.update = format!("proposal/support-7/{}", &digest[7..19]);
+    let current = memory_configmap("support-memory", &written);
+    let script = vec![
+        agent(),
+        no_other_proposals(),
+        metadata_list(vec![memory_configmap("support-memory-r1", &base), current]),
+        Expect::patch_status(format!("{PROPOSALS}/support-7/status"), &proposal),
+        Expect::event("team"),
+        Expect::event("team"),
+    ];
+    let seen = reconcile(proposal, script).await;
+    assert!(
+        seen.iter()
+            .all(|s| !s.path.starts_with(CONFIGMAPS) || s.method == Method::GET),
+        "nothing written twice"
+    );
+    assert_eq!(seen[3].body["status"]["appliedRevision"], 2);
+}
+
+#[tokio::test]
+async fn a_change_to_an_entry_changed_since_the_base_is_conflicted_not_overwritten() {
+    let base = revision_1();
+    // Revision 3 reworded lesson-a after the proposal's base, revision 1.
+    let mut reworded = base.doc.clone();
+    let mut entry = reworded.find("lesson-a").unwrap().1.clone();
+    entry.text = "Check the billing account id.".into();
+    reworded = apply(&reworded, &[Change::Update { entry }]).unwrap();
+    let current = memory_configmap(
+        "support-memory",
+        &Snapshot::build("support", 3, "proposal/other/1", reworded),
+    );
+    let proposal = approved(
+        &base,
+        json!({"op": "Update", "id": "lesson-a", "after": "Check the customer id.", "evidence": {"count": 5}}),
+    );
+    let script = vec![
+        agent(),
+        no_other_proposals(),
+        metadata_list(vec![current.clone()]),
+        Expect::get(format!("{CONFIGMAPS}/support-memory"), current),
+        Expect::get(
+            format!("{CONFIGMAPS}/support-memory-r1"),
+            memory_configmap("support-memory-r1", &base),
+        ),
+        Expect::patch_status(format!("{PROPOSALS}/support-7/status"), &proposal),
+        Expect::event("team"),
+        Expect::event("team"),
+    ];
+    let seen = reconcile(proposal, script).await;
+    assert_eq!(seen[5].body["status"]["phase"], "Conflicted");
+    let message = condition(&seen[5].body, "Applied")["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("lesson-a") && message.contains("was updated"),
+        "{message}"
+    );
+    assert_eq!(seen[7].body["type"], "Warning");
+    assert!(
+        seen.iter()
+            .all(|s| !s.path.starts_with(CONFIGMAPS) || s.method == Method::GET),
+        "memory untouched"
+    );
+}
