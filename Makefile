@@ -74,3 +74,7 @@ approval-latency: ## Approval → applied latency over APPROVALS proposals, on t
 	@$(CARGO) build --locked -q -p reverie-e2e --bin process-node --bin approval-latency >&2
 	@eval "$$(REVERIE_BIN=$(CARGO_TARGET_DIR)/debug/reverie PROCESS_NODE_BIN=$(CARGO_TARGET_DIR)/debug/process-node bash e2e/cluster/up.sh)"; \
 	REVERIE_BIN=$(CARGO_TARGET_DIR)/debug/reverie "$(CARGO_TARGET_DIR)/debug/approval-latency" --approvals $(APPROVALS)
+
+.PHONY: demo
+demo: ## The whole loop: local control plane, Helm install, a dream, its review diff, approval, the new MEMORY.md
+	@bash scripts/demo.sh
