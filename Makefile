@@ -29,6 +29,8 @@ unit: ## Unit, property and mocked-API controller tests (no cluster needed)
 .PHONY: crds
 crds: ## Regenerate crds/ from the Rust types
 	$(CARGO) run --locked -q -p reverie -- crds --out-dir crds
+	$(CARGO) run --locked -q -p reverie -- crds --reference > docs/crd-fields.md
+	cp crds/*.yaml charts/reverie/crds/ && cp crds/*.yaml config/crd/
 
 .PHONY: e2e
 e2e: ## End-to-end tests: against $$KUBECONFIG if reachable, else a local control plane started here

@@ -81,3 +81,22 @@ fn conditions_merge_by_type_under_server_side_apply() {
         assert_eq!(conditions["x-kubernetes-list-map-keys"], serde_json::json!(["type"]));
     }
 }
+
+#[test]
+fn the_field_reference_is_generated_from_the_schemas() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/crd-fields.md");
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    let generated = reverie::api::reference::markdown(&all_crds());
+    assert!(
+        checked_in == generated,
+        "docs/crd-fields.md is out of date: run `make crds`"
+    );
+    for field in [
+        "`spec.schedule`",
+        "`spec.output.git.repository`",
+        "`spec.changes[].evidence.count`",
+        "`status.lastRuns[].proposal`",
+    ] {
+        assert!(generated.contains(field), "{field} is documented");
+    }
+}

@@ -13,6 +13,7 @@ pub mod dream_schedule;
 pub mod duration;
 #[allow(clippy::duplicated_attributes)]
 pub mod memory_proposal;
+pub mod reference;
 
 pub use agent::{Agent, AgentSpec, AgentStatus};
 pub use dream_schedule::{DreamSchedule, DreamScheduleSpec, DreamScheduleStatus};

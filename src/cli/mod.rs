@@ -97,6 +97,9 @@ pub struct CrdsArgs {
     /// Write one file per CRD into this directory instead of printing a YAML stream.
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
+    /// Print the Markdown field reference generated from the schemas instead.
+    #[arg(long)]
+    pub reference: bool,
 }
 
 /// A command that failed, with the one line to show the user.
@@ -137,6 +140,10 @@ pub fn run(cli: Cli) -> CliResult {
 
 fn print_crds(args: &CrdsArgs) -> CliResult {
     let crds = api::all_crds();
+    if args.reference {
+        print!("{}", api::reference::markdown(&crds));
+        return Ok(());
+    }
     match &args.out_dir {
         None => {
             let mut out = String::new();
