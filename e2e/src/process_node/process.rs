@@ -101,6 +101,10 @@ pub fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// Where the host's root is bound inside a container's mount namespace when a mount would hide
+/// another mount's source.
+const HOST_ROOT: &str = "/run/process-node/host";
+
 fn under(path: &str, root: &str) -> bool {
     let path = path.trim_end_matches('/');
     path == root || path.starts_with(&format!("{root}/"))
@@ -119,9 +123,24 @@ pub fn mount_script(mounts: &[(Mount, bool)], working_dir: &str, tools: &Tools) 
         let root = sh_quote(SECRETS_ROOT);
         s += &format!("{mkdir} -p {root}\n{mount} -t tmpfs -o mode=0755 process-node {root}\n");
     }
+    // A mount can hide the source of a later one (an emptyDir at /tmp over a hostPath under
+    // /tmp). The kubelet resolves sources on the host; here the host's root is bound once,
+    // before any mount, and sources are read through it.
+    let shadowed = mounts.iter().any(|(m, _)| {
+        mounts
+            .iter()
+            .any(|(other, _)| under(&other.source.to_string_lossy(), &m.target))
+    });
+    if shadowed {
+        let root = sh_quote(HOST_ROOT);
+        s += &format!("{mkdir} -p {root}\n{mount} --rbind / {root}\n");
+    }
     for (m, is_file) in mounts {
         let target = sh_quote(&m.target);
-        let source = sh_quote(&m.source.to_string_lossy());
+        let source = match shadowed {
+            true => sh_quote(&format!("{HOST_ROOT}{}", m.source.to_string_lossy())),
+            false => sh_quote(&m.source.to_string_lossy()),
+        };
         if *is_file {
             let parent = Path::new(&m.target)
                 .parent()
@@ -485,6 +504,38 @@ mod tests {
         let plain = mount_script(&[], "", &tools());
         assert!(!plain.contains("tmpfs"));
         assert!(plain.contains("cd '/'"));
+    }
+
+    #[test]
+    fn a_mount_that_would_hide_another_sources_reads_sources_through_the_host_root() {
+        let mounts = vec![
+            (
+                Mount {
+                    source: "/state/pod/tmp".into(),
+                    target: "/tmp".into(),
+                    read_only: false,
+                },
+                false,
+            ),
+            (
+                Mount {
+                    source: "/tmp/sessions/support".into(),
+                    target: "/var/lib/reverie/sessions".into(),
+                    read_only: true,
+                },
+                false,
+            ),
+        ];
+        let script = mount_script(&mounts, "", &tools());
+        let rbind = script
+            .find("--rbind / '/run/process-node/host'")
+            .expect("host root bound");
+        let hidden = script.find("--bind '/run/process-node/host/tmp/sessions/support' '/var/lib/reverie/sessions'");
+        assert!(hidden.is_some_and(|at| at > rbind), "{script}");
+        assert!(
+            script.contains("--bind '/run/process-node/host/state/pod/tmp' '/tmp'"),
+            "{script}"
+        );
     }
 
     #[test]
