@@ -6,6 +6,7 @@ pub mod controller;
 pub mod dream;
 pub mod dreamer;
 pub mod gitops;
+pub mod kube_ext;
 pub mod memory;
 pub mod metrics;
 pub mod naming;

@@ -44,6 +44,27 @@ pub fn reverie_bin() -> PathBuf {
     target.join("debug").join("reverie")
 }
 
+/// A fresh copy of `examples/sessions` (the README's example transcripts) at `dir`: dream
+/// passes read it as an agent's sessions folder.
+pub fn copy_example_sessions(dir: &Path) -> PathBuf {
+    let _ = std::fs::remove_dir_all(dir);
+    copy_tree(&repo_root().join("examples/sessions"), dir);
+    dir.to_path_buf()
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create the copy's directory");
+    for entry in std::fs::read_dir(from).expect("examples/sessions is readable") {
+        let path = entry.expect("directory entry").path();
+        let target = to.join(path.file_name().expect("entries have names"));
+        if path.is_dir() {
+            copy_tree(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).expect("copy a transcript");
+        }
+    }
+}
+
 /// A client for the cluster in `KUBECONFIG` (the local control plane or any other).
 pub async fn client() -> Client {
     Client::try_default()

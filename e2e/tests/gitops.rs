@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams};
 use reverie::api::memory_proposal::Phase;
 use reverie::api::{Agent, DreamSchedule, MemoryProposal};
-use reverie_e2e::{OperatorProcess, TestNamespace, apply, client, has_condition, install_crds, repo_root, wait_for};
+use reverie_e2e::{OperatorProcess, TestNamespace, apply, client, has_condition, install_crds, wait_for};
 use serde_json::{Value, json};
 
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -62,23 +62,7 @@ fn bare_repository(name: &str) -> PathBuf {
 /// Sessions outside /tmp too: the process node resolves hostPath sources inside the pod's mount
 /// namespace, where the dream pod's own /tmp (an emptyDir) hides the host's.
 fn sessions_copy(name: &str) -> PathBuf {
-    let dir = scratch().join(format!("{name}-sessions"));
-    let _ = std::fs::remove_dir_all(&dir);
-    copy_tree(&repo_root().join("examples/sessions"), &dir);
-    dir
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            copy_tree(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
+    reverie_e2e::copy_example_sessions(&scratch().join(format!("{name}-sessions")))
 }
 
 fn kubectl_apply(namespace: &str, path: &Path) {

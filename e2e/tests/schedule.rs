@@ -12,28 +12,12 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use reverie::api::dream_schedule::AgentRun;
 use reverie::api::{Agent, DreamSchedule, MemoryProposal};
-use reverie_e2e::{OperatorProcess, TestNamespace, apply, client, has_condition, install_crds, repo_root, wait_for};
+use reverie_e2e::{OperatorProcess, TestNamespace, apply, client, has_condition, install_crds, wait_for};
 use serde_json::{Value, json};
 
 /// A copy of `examples/sessions` (the transcripts the README's demo dreams over).
 fn sessions_copy(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("reverie-e2e-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    copy_tree(&repo_root().join("examples/sessions"), &dir);
-    dir
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            copy_tree(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
+    reverie_e2e::copy_example_sessions(&std::env::temp_dir().join(format!("reverie-e2e-{name}")))
 }
 
 fn agent(name: &str, sessions: &Path) -> Agent {

@@ -168,7 +168,6 @@ fn print_crds(args: &CrdsArgs) -> CliResult {
 /// `reverie memory apply`: applies the update with the file store, then reports the revision
 /// on the index ConfigMap so the operator (which cannot read the volume) sees it.
 fn memory_apply(args: &MemoryApplyArgs) -> CliResult {
-    use crate::store::MemoryStore;
     use crate::store::files::FileStore;
     let text =
         std::fs::read_to_string(&args.update).map_err(|e| format!("cannot read {}: {e}", args.update.display()))?;
@@ -184,18 +183,11 @@ fn memory_apply(args: &MemoryApplyArgs) -> CliResult {
     if let Some(configmap) = &args.report_configmap {
         // The index always shows the current revision, which is newer than `info` when the
         // update had been applied before and others were written since.
-        let current = runtime_block(store.current())
-            .map_err(|e| e.to_string())?
-            .unwrap_or(info);
+        let current = store.current_info().map_err(|e| e.to_string())?.unwrap_or(info);
         let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
         runtime.block_on(report_revision(configmap, &current))?;
     }
     Ok(())
-}
-
-/// Runs a store future that does no real I/O waiting (the file store is synchronous).
-fn runtime_block<F: std::future::Future>(future: F) -> F::Output {
-    futures::executor::block_on(future)
 }
 
 async fn report_revision(configmap: &str, info: &crate::store::RevisionInfo) -> CliResult {

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement, OwnerReference};
 use serde_json::{Value, json};
 
@@ -30,6 +29,8 @@ pub const SESSIONS_MOUNT: &str = "/var/lib/reverie/sessions";
 pub const MEMORY_MOUNT: &str = "/var/lib/reverie/memory";
 /// The container's termination log: the pass reports its outcome there.
 pub const RESULT_FILE: &str = "/dev/termination-log";
+/// The container that runs the pass (its termination message carries the outcome).
+pub const CONTAINER: &str = "dream";
 /// Environment variable carrying the reflector's API key from its Secret.
 pub const API_KEY_ENV: &str = "REVERIE_API_KEY";
 /// Defaults when the schedule's `jobTemplate` sets none: one retry, one hour.
@@ -154,7 +155,7 @@ pub fn build(schedule: &DreamSchedule, plan: &PassPlan<'_>, trigger: &Trigger, i
                         "seccompProfile": {"type": "RuntimeDefault"}
                     },
                     "containers": [{
-                        "name": "dream",
+                        "name": CONTAINER,
                         "image": template.image.clone().unwrap_or_else(|| image.to_string()),
                         "command": args,
                         "env": env,
@@ -345,39 +346,6 @@ pub fn finished_at(job: &Job) -> Option<Timestamp> {
             .filter_map(|c| c.last_transition_time.as_ref().map(|t| t.0))
             .max()
     })
-}
-
-/// The Job's failure as its condition states it.
-pub fn failure_message(job: &Job) -> Option<String> {
-    let conditions = job.status.as_ref()?.conditions.as_ref()?;
-    conditions
-        .iter()
-        .find(|c| c.type_ == "Failed" && c.status == "True")
-        .map(|c| c.message.clone().or_else(|| c.reason.clone()).unwrap_or_default())
-}
-
-/// The termination message of the dream container of the newest of `pods`.
-pub fn termination_message(pods: &[Pod]) -> Option<String> {
-    pods.iter()
-        .filter_map(|pod| {
-            let created = pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
-            let message = pod
-                .status
-                .as_ref()?
-                .container_statuses
-                .iter()
-                .flatten()
-                .find(|c| c.name == "dream")?
-                .state
-                .as_ref()?
-                .terminated
-                .as_ref()?
-                .message
-                .clone()?;
-            Some((created, message))
-        })
-        .max_by_key(|(created, _)| *created)
-        .map(|(_, message)| message)
 }
 
 /// The agent a dream Job runs for (from its label).

@@ -406,10 +406,7 @@ async fn finished_run(
     state: JobState,
 ) -> Result<AgentRun> {
     let pods = Api::<Pod>::namespaced(ctx.client.clone(), &schedule.namespace().unwrap_or_default());
-    let listed = pods
-        .list(&ListParams::default().labels(&format!("job-name={}", job.name_any())))
-        .await?;
-    let message = dream_job::termination_message(&listed.items);
+    let message = crate::kube_ext::job_pod_message(&pods, &job.name_any(), Some(dream_job::CONTAINER)).await?;
     let report = message.as_deref().and_then(RunReport::parse);
     let finished = dream_job::finished_at(job).unwrap_or_else(|| ctx.clock.now());
     let result = if state == JobState::Succeeded {
@@ -425,13 +422,13 @@ async fn finished_run(
             entry.sessions_reviewed = Some(report.sessions_reviewed);
             entry.message = Some(report.message).filter(|m| !m.is_empty());
         }
-        None => entry.message = message.or_else(|| dream_job::failure_message(job)),
+        None => entry.message = message.or_else(|| crate::kube_ext::job_failure(job)),
     }
     if state == JobState::Failed {
         let why = entry
             .message
             .clone()
-            .or_else(|| dream_job::failure_message(job))
+            .or_else(|| crate::kube_ext::job_failure(job))
             .unwrap_or_else(|| "the Job failed".into());
         if entry.message.is_none() {
             entry.message = Some(why.clone());

@@ -15,6 +15,7 @@ use kube::{Api, ResourceExt};
 use super::dream_job::{DREAMER_SERVICE_ACCOUNT, managed_labels};
 use super::{Context, Result};
 use crate::api::{Agent, DreamSchedule};
+use crate::kube_ext::create_unless_exists;
 use crate::naming::bounded_name;
 use crate::store::configmap::current_name;
 
@@ -142,17 +143,6 @@ fn owner(schedule: &DreamSchedule) -> OwnerReference {
         uid: schedule.uid().unwrap_or_default(),
         controller: Some(true),
         block_owner_deletion: Some(true),
-    }
-}
-
-async fn create_unless_exists<K>(api: &Api<K>, object: &K) -> Result<()>
-where
-    K: kube::Resource + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
-{
-    match api.create(&PostParams::default(), object).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
-        Err(e) => Err(e.into()),
     }
 }
 

@@ -75,7 +75,8 @@ impl FileStore {
         Snapshot::parse(&self.agent, &info, &yaml).map(Some)
     }
 
-    fn current_info(&self) -> Result<Option<RevisionInfo>, StoreError> {
+    /// The current revision's info, if any.
+    pub fn current_info(&self) -> Result<Option<RevisionInfo>, StoreError> {
         Self::read_info(&self.dir.join(CURRENT))
     }
 

@@ -9,12 +9,13 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::ObjectMeta;
 use kube::{Api, Client, Resource};
 use serde_json::json;
 
 use super::configmap::current_name;
 use super::{AGENT_LABEL, Committed, MemoryStore, RevisionInfo, Snapshot, StoreError, Update};
+use crate::kube_ext::{create_unless_exists, job_failure, job_pod_message};
 use crate::naming::bounded_name;
 
 /// Where the apply Job mounts the claim.
@@ -87,11 +88,7 @@ impl PvcStore {
             + serde::de::DeserializeOwned,
     {
         let api: Api<K> = Api::namespaced(self.client.clone(), &self.namespace);
-        match api.create(&PostParams::default(), object).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        Ok(create_unless_exists(&api, object).await?)
     }
 
     /// The least-privilege identity of the apply Job, and the index ConfigMap it reports to.
@@ -187,43 +184,8 @@ impl PvcStore {
     /// The termination message of the apply Job's newest pod.
     async fn pod_message(&self, job: &str) -> Result<Option<String>, StoreError> {
         let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(self.client.clone(), &self.namespace);
-        let listed = pods
-            .list(&kube::api::ListParams::default().labels(&format!("job-name={job}")))
-            .await?;
-        Ok(listed
-            .items
-            .iter()
-            .filter_map(|pod| {
-                let created = pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
-                let terminated = pod
-                    .status
-                    .as_ref()?
-                    .container_statuses
-                    .as_ref()?
-                    .first()?
-                    .state
-                    .as_ref()?
-                    .terminated
-                    .as_ref()?;
-                Some((created, terminated.message.clone()?))
-            })
-            .max_by_key(|(created, _)| *created)
-            .map(|(_, message)| message))
+        Ok(job_pod_message(&pods, job, None).await?)
     }
-}
-
-/// Why a finished apply Job failed, if it did.
-fn job_failure(job: &Job) -> Option<String> {
-    let conditions = job.status.as_ref()?.conditions.as_ref()?;
-    conditions
-        .iter()
-        .find(|c| c.type_ == "Failed" && c.status == "True")
-        .map(|c| {
-            c.message
-                .clone()
-                .or_else(|| c.reason.clone())
-                .unwrap_or_else(|| "failed".into())
-        })
 }
 
 impl MemoryStore for PvcStore {
