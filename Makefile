@@ -23,8 +23,8 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
 .PHONY: unit
-unit: ## Unit, property and mocked-API controller tests (no cluster needed)
-	$(CARGO) test --locked -p reverie
+unit: ## Unit, property and mocked-API controller tests (no cluster needed; installs Helm first)
+	HELM="$$(bash scripts/install-helm.sh)" $(CARGO) test --locked -p reverie
 
 .PHONY: crds
 crds: ## Regenerate crds/ from the Rust types

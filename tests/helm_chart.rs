@@ -9,17 +9,27 @@ use serde::Deserialize;
 use serde_json::Value;
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/reverie");
-const CACHED_HELM: &str = "/root/.cache/reverie/bin/helm";
 const NAMESPACE: &str = "reverie-system";
 
+/// Where scripts/install-helm.sh links Helm: `$REVERIE_CACHE/bin/helm` (default
+/// `~/.cache/reverie`).
+fn cached_helm() -> PathBuf {
+    let cache = std::env::var_os("REVERIE_CACHE")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".cache/reverie"));
+    cache.join("bin/helm")
+}
+
 /// `$HELM`, else the project tooling's Helm, else `helm` on PATH. Never skips: without Helm
-/// the test fails and says how to install it.
+/// the test fails and says how to install it. `make unit` installs it first.
 fn helm() -> PathBuf {
     if let Some(path) = std::env::var_os("HELM").filter(|p| !p.is_empty()) {
         return PathBuf::from(path);
     }
-    if Path::new(CACHED_HELM).is_file() {
-        return PathBuf::from(CACHED_HELM);
+    let cached = cached_helm();
+    if cached.is_file() {
+        return cached;
     }
     let on_path = std::env::var_os("PATH")
         .into_iter()
@@ -28,7 +38,8 @@ fn helm() -> PathBuf {
         .find(|candidate| candidate.is_file());
     on_path.unwrap_or_else(|| {
         panic!(
-            "Helm not found ($HELM, {CACHED_HELM}, PATH): run `bash scripts/install-helm.sh` and set HELM to its output"
+            "Helm not found ($HELM, {}, PATH): run `bash scripts/install-helm.sh` and set HELM to its output",
+            cached.display()
         )
     })
 }

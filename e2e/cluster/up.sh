@@ -113,6 +113,7 @@ start_process_node() {
     [[ -x "$PROCESS_NODE_BIN" ]] || die "PROCESS_NODE_BIN=$PROCESS_NODE_BIN is not an executable file"
     start_daemon process-node env \
         REVERIE_API_SERVER="$API_URL" REVERIE_CA_FILE="$PKI/ca.crt" \
+        PROCESS_NODE_STATE_DIR="$STATE/node" \
         "$PROCESS_NODE_BIN" --kubeconfig "$KUBECONFIG_FILE" --node-name "$NODE_NAME"
     log "waiting for node $NODE_NAME to be Ready"
     wait_healthy process-node "$START_TIMEOUT" node_ready
