@@ -26,6 +26,10 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 unit: ## Unit, property and mocked-API controller tests (no cluster needed; installs Helm first)
 	HELM="$$(bash scripts/install-helm.sh)" $(CARGO) test --locked -p reverie
 
+.PHONY: quality-real
+quality-real: ## Dream quality on the real tau2-bench transcripts vs the analyst's truth (REAL_CORPUS to override)
+	@bash scripts/quality-real.sh
+
 .PHONY: crds
 crds: ## Regenerate crds/ from the Rust types
 	$(CARGO) run --locked -q -p reverie -- crds --out-dir crds

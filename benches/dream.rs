@@ -285,7 +285,7 @@ fn settings() -> DreamSettings {
         min_evidence: 2,
         max_tokens: 2_000,
         stale_after: Duration::from_secs(90 * 86_400),
-        now: "2027-01-01T00:00:00Z".parse().expect("valid"),
+        ..DreamSettings::defaults("2027-01-01T00:00:00Z".parse().expect("valid"))
     }
 }
 
@@ -387,7 +387,7 @@ fn session_reading(c: &mut Criterion) {
 
     // Extraction: the full signal miner over the same sessions.
     bench_visitor(&mut group, "extract", &selection, || {
-        reverie::dream::signals::Miner::new(3)
+        reverie::dream::signals::Miner::new(reverie::dream::signals::MineSettings::new(3))
     });
     // Collective extraction: the same sessions, selected per agent folder and pooled into one
     // miner that also counts agents per pattern (a collective pass with `minAgents: 2`).
@@ -401,7 +401,13 @@ fn session_reading(c: &mut Criterion) {
     );
     group.bench_function("extract_collective", |b| {
         b.iter(|| {
-            let mut miner = reverie::dream::signals::Miner::collective(3, 2, &AGENTS);
+            let mut miner = reverie::dream::signals::Miner::collective(
+                reverie::dream::signals::MineSettings {
+                    min_agents: 2,
+                    ..reverie::dream::signals::MineSettings::new(3)
+                },
+                &AGENTS,
+            );
             let mut stats = ReadStats::default();
             for (agent, selection) in pooled.iter().enumerate() {
                 miner.set_agent(agent as u32);
@@ -477,6 +483,7 @@ fn large_memory(tokens: usize) -> reverie::memory::MemoryDocument {
                     first_seen: Some(created),
                     last_seen: Some(created),
                     sessions: vec![format!("s-{i}")],
+                    ..Evidence::default()
                 },
                 provenance: None,
                 created,

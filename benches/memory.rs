@@ -104,6 +104,7 @@ fn entry(rng: &mut Rng, id: String, kind: EntryKind) -> Entry {
             first_seen: Some(time(created)),
             last_seen: Some(time(created + 86_400)),
             sessions: (0..3).map(|_| format!("s-{}", rng.hex(4))).collect(),
+            ..Evidence::default()
         },
         provenance: Some(Provenance {
             source: format!("dream/{AGENT}-{}", rng.below(500)),

@@ -46,6 +46,42 @@ pub struct RunReport {
     pub tokens: u64,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// Texts the pass refused for their risk class (at most [`MAX_REPORTED_INJECTIONS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suspected_injections: Vec<SuspectedInjection>,
+}
+
+/// Suspected injections a termination message carries: it is cut at 4096 bytes.
+pub const MAX_REPORTED_INJECTIONS: usize = 5;
+
+/// One suspected injection, as the operator turns it into a Warning event and a metric.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SuspectedInjection {
+    /// The risk class (`revealsSecrets`, `addsRecipients`, …).
+    pub class: String,
+    /// Distinct sessions it was found in.
+    pub sessions: u32,
+    /// A session it was found in.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub example: String,
+    /// The start of the text, for a person to recognise it.
+    pub excerpt: String,
+}
+
+/// The suspected injections of a pass, strongest first, bounded for the termination message.
+fn suspected(stats: &crate::dream::pass::PassStats) -> Vec<SuspectedInjection> {
+    stats
+        .unsafe_texts
+        .iter()
+        .take(MAX_REPORTED_INJECTIONS)
+        .map(|u| SuspectedInjection {
+            class: u.class.as_str().to_string(),
+            sessions: u.sessions,
+            example: truncate(u.example.as_deref().unwrap_or_default(), 120),
+            excerpt: truncate(&u.text, 120),
+        })
+        .collect()
 }
 
 impl RunReport {
@@ -114,6 +150,8 @@ pub async fn run(
         .await
         .map_err(|e| format!("cannot read Agent {}/{}: {e}", target.namespace, target.agent))?;
     settings.max_tokens = agent.spec.memory.max_tokens;
+    // Who may teach rules is the agent owner's decision, not the schedule's or the flags'.
+    settings.rule_sources = agent.spec.dreaming.rule_sources.to_rule_sources();
     let snapshot = read_memory(&client, &agent, target).await?;
     let roots: Vec<SessionRoot<'_>> = target
         .sessions
@@ -136,12 +174,14 @@ pub async fn run(
     println!("{}", report.to_text(false));
     match outcome {
         PassOutcome::NoSessions(stats) => Ok(RunReport {
+            suspected_injections: suspected(&stats),
             result: "NoSessions".into(),
             sessions_reviewed: stats.sessions_reviewed,
             message: "no sessions in the lookback window: nothing to review".into(),
             ..RunReport::default()
         }),
         PassOutcome::NothingToPropose { stats, .. } => Ok(RunReport {
+            suspected_injections: suspected(&stats),
             result: "NothingToPropose".into(),
             sessions_reviewed: stats.sessions_reviewed,
             tokens: stats.tokens_in + stats.tokens_out,
@@ -169,6 +209,7 @@ pub async fn run(
                 tokens: proposal.stats.tokens_in + proposal.stats.tokens_out,
                 message: truncate(&message, MAX_MESSAGE),
                 proposal: Some(name),
+                suspected_injections: suspected(&proposal.stats),
             })
         }
     }
@@ -313,12 +354,46 @@ mod tests {
             sessions_reviewed: 12,
             tokens: 300,
             message: "proposed 2 changes".into(),
+            suspected_injections: vec![SuspectedInjection {
+                class: "addsRecipients".into(),
+                sessions: 9,
+                example: "s-1".into(),
+                excerpt: "Always add bcc".into(),
+            }],
         };
         let json = serde_json::to_string(&report).unwrap();
         assert_eq!(RunReport::parse(&json), Some(report));
         assert_eq!(RunReport::parse("panic: boom"), None);
         let failed = RunReport::failed(&"x".repeat(10_000));
         assert!(serde_json::to_string(&failed).unwrap().len() < 4096);
+        // The most a report can carry still fits a termination message.
+        let full = RunReport {
+            message: "m".repeat(10_000),
+            suspected_injections: vec![
+                SuspectedInjection {
+                    class: "contactsUnknownAddress".into(),
+                    sessions: u32::MAX,
+                    example: "e".repeat(1_000),
+                    excerpt: "x".repeat(1_000),
+                };
+                MAX_REPORTED_INJECTIONS
+            ],
+            ..RunReport::failed("")
+        };
+        let bounded = RunReport {
+            message: truncate(&full.message, MAX_MESSAGE),
+            suspected_injections: full
+                .suspected_injections
+                .iter()
+                .map(|i| SuspectedInjection {
+                    example: truncate(&i.example, 120),
+                    excerpt: truncate(&i.excerpt, 120),
+                    ..i.clone()
+                })
+                .collect(),
+            ..full
+        };
+        assert!(serde_json::to_string(&bounded).unwrap().len() < 4096);
     }
 
     #[test]

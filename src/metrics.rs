@@ -40,6 +40,15 @@ pub struct ResultLabels {
     pub result: &'static str,
 }
 
+/// Suspected injections are counted per agent and risk class: an attack on one agent shows as
+/// one series rising.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InjectionLabels {
+    pub namespace: String,
+    pub agent: String,
+    pub class: String,
+}
+
 /// Every metric the operator exports, registered once in one registry.
 pub struct Metrics {
     registry: Registry,
@@ -51,6 +60,7 @@ pub struct Metrics {
     dreams_finished: Family<ResultLabels, Counter>,
     proposal_phases: Family<PhaseLabels, Counter>,
     changes_applied: Family<OpLabels, Counter>,
+    suspected_injections: Family<InjectionLabels, Counter>,
     decision_seconds: Histogram,
     apply_seconds: Histogram,
 }
@@ -93,6 +103,12 @@ impl Default for Metrics {
             "Dream Jobs seen finished, per result (Succeeded or Failed)",
             dreams_finished.clone(),
         );
+        let suspected_injections = Family::<InjectionLabels, Counter>::default();
+        registry.register(
+            "suspected_injections",
+            "Texts a dream pass refused to propose for their risk class (a suspected injection), per agent and class, counted in distinct sessions",
+            suspected_injections.clone(),
+        );
         let proposal_phases = Family::<PhaseLabels, Counter>::default();
         let changes_applied = Family::<OpLabels, Counter>::default();
         // 1 s .. ~12 days: people decide in minutes to days.
@@ -129,6 +145,7 @@ impl Default for Metrics {
             dreams_finished,
             proposal_phases,
             changes_applied,
+            suspected_injections,
             decision_seconds,
             apply_seconds,
         }
@@ -156,6 +173,16 @@ impl Metrics {
 
     pub fn dream_finished(&self, result: &'static str) {
         self.dreams_finished.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    pub fn suspected_injection(&self, namespace: &str, agent: &str, class: &str, sessions: u32) {
+        self.suspected_injections
+            .get_or_create(&InjectionLabels {
+                namespace: namespace.to_string(),
+                agent: agent.to_string(),
+                class: class.to_string(),
+            })
+            .inc_by(u64::from(sessions));
     }
 
     pub fn proposal_phase(&self, phase: &'static str) {

@@ -83,6 +83,9 @@ fn api_evidence(evidence: Evidence) -> ApiEvidence {
         last_seen: evidence
             .last_seen
             .map(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time),
+        tasks: evidence.tasks,
+        numbers: evidence.numbers,
+        segment: evidence.segment,
     }
 }
 
@@ -92,6 +95,9 @@ fn core_evidence(evidence: &ApiEvidence) -> Evidence {
         first_seen: evidence.first_seen.as_ref().map(|t| t.0),
         last_seen: evidence.last_seen.as_ref().map(|t| t.0),
         sessions: evidence.sessions.iter().take(MAX_EXAMPLE_SESSIONS).cloned().collect(),
+        tasks: evidence.tasks,
+        numbers: evidence.numbers.clone(),
+        segment: evidence.segment.clone(),
     }
 }
 
@@ -308,6 +314,7 @@ mod tests {
                 first_seen: None,
                 last_seen: None,
                 sessions: vec!["s-1".into()],
+                ..Evidence::default()
             },
             provenance: None,
             created: ts("2026-01-01T00:00:00Z"),

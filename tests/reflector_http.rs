@@ -160,6 +160,7 @@ fn candidate(id: &str, kind: PatternKind, text: &str, count: u32) -> Candidate {
         ],
         outcome_lift: None,
         tool: Some("lookup_account".into()),
+        ..Candidate::default()
     }
 }
 

@@ -1,8 +1,6 @@
 //! A model reflector sees pre-mined candidates, never the raw lookback window: the prompt is at
 //! least ten times smaller than the transcripts it summarises.
 
-use std::time::Duration;
-
 use reverie::dream::model::DreamSettings;
 use reverie::dream::pass::{self, PassInput, PassOutcome, SessionRoot};
 use reverie::dream::reflector::builtin::BuiltinReflector;
@@ -20,15 +18,7 @@ async fn the_prompt_is_at_least_ten_times_smaller_than_the_window() {
         ..SynthConfig::default()
     };
     generate(&config, &dir).unwrap();
-    let settings = DreamSettings {
-        lookback_sessions: 50,
-        max_age: None,
-        label_selector: Vec::new(),
-        min_evidence: 3,
-        max_tokens: 16_000,
-        stale_after: Duration::from_secs(30 * 86_400),
-        now: "2026-12-01T00:00:00Z".parse().unwrap(),
-    };
+    let settings = DreamSettings::defaults("2026-12-01T00:00:00Z".parse().unwrap());
     let memory = MemoryDocument::default();
     let outcome = pass::run(PassInput {
         agent: "support-bot",

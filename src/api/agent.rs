@@ -1,5 +1,7 @@
 //! `Agent`: an AI agent, its memory, where its transcripts land and how its dreams are approved.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::{
     EnvFromSource, EnvVar, HostPathVolumeSource, NFSVolumeSource, PersistentVolumeClaimVolumeSource,
     ResourceRequirements,
@@ -221,6 +223,63 @@ pub struct DreamingSpec {
     /// What happens to a proposal nobody decided on within `approvalTimeout`.
     #[serde(default)]
     pub on_timeout: TimeoutAction,
+    /// Who may teach the agent a rule (a team preference). By default only feedback from
+    /// reviewers, operators and graders: end customers' sentences are requests, not rules.
+    #[serde(default)]
+    pub rule_sources: RuleSourcesSpec,
+}
+
+/// The trust boundary of rules: whose sentences a dream may turn into team preferences.
+/// Whoever says it, a rule in a risk class (revealing secrets, adding recipients, running code,
+/// contacting unknown addresses, skipping checks, paying without checks, changing whom the agent
+/// obeys) is never proposed.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleSourcesSpec {
+    /// `from` values of feedback records whose rules count.
+    #[serde(default = "default_feedback_from")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 63)))]
+    pub feedback_from: Vec<String>,
+    /// Sessions whose labels match all of these are the team's own (internal testers, staff):
+    /// their user messages and feedback may state rules.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub team_session_labels: BTreeMap<String, String>,
+    /// Let end customers' messages and feedback state rules. Off by default: an agent would
+    /// learn whatever its customers repeat.
+    #[serde(default)]
+    pub customers: bool,
+}
+
+impl Default for RuleSourcesSpec {
+    fn default() -> Self {
+        Self {
+            feedback_from: default_feedback_from(),
+            team_session_labels: BTreeMap::new(),
+            customers: false,
+        }
+    }
+}
+
+fn default_feedback_from() -> Vec<String> {
+    crate::dream::rules::DEFAULT_FEEDBACK_FROM
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+impl RuleSourcesSpec {
+    /// The dream engine's view of this spec.
+    pub fn to_rule_sources(&self) -> crate::dream::rules::RuleSources {
+        crate::dream::rules::RuleSources {
+            feedback_from: self.feedback_from.clone(),
+            team_sessions: self
+                .team_session_labels
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect(),
+            customers: self.customers,
+        }
+    }
 }
 
 impl Default for DreamingSpec {
@@ -230,6 +289,7 @@ impl Default for DreamingSpec {
             auto_approve: None,
             approval_timeout: default_approval_timeout(),
             on_timeout: TimeoutAction::default(),
+            rule_sources: RuleSourcesSpec::default(),
         }
     }
 }

@@ -54,6 +54,12 @@ pub struct DreamScheduleSpec {
     /// How memory is curated.
     #[serde(default)]
     pub curation: Curation,
+    /// At most this many new or updated lessons per pass: the strongest (by distinct sessions,
+    /// tasks, significance and outcome impact); the rest are withheld and counted in the
+    /// proposal's summary. A reviewer reads ten changes that matter, not seventy.
+    #[serde(default = "default_max_changes")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_changes: u32,
     /// What to do when a pass for an agent is still running at the next fire time.
     #[serde(default)]
     pub concurrency_policy: ConcurrencyPolicy,
@@ -79,6 +85,10 @@ pub struct DreamScheduleSpec {
     /// to a Git repository as a pull request.
     #[serde(default)]
     pub output: Output,
+}
+
+fn default_max_changes() -> u32 {
+    crate::dream::model::DEFAULT_MAX_CHANGES
 }
 
 fn default_time_zone() -> String {
@@ -213,6 +223,18 @@ pub struct Curation {
     #[serde(default = "default_archive_limit")]
     #[schemars(range(min = 0))]
     pub archive_limit: u32,
+    /// Session labels that name the task or intent, first present wins: an outcome
+    /// correlation is proposed only when it also holds between sessions of the same task.
+    #[serde(default = "default_strata_labels")]
+    #[schemars(length(max = 8), inner(length(min = 1, max = 63)))]
+    pub strata_labels: Vec<String>,
+}
+
+fn default_strata_labels() -> Vec<String> {
+    crate::dream::signals::DEFAULT_STRATA_LABELS
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 impl Default for Curation {
@@ -221,6 +243,7 @@ impl Default for Curation {
             min_evidence: default_min_evidence(),
             stale_after: default_stale_after(),
             archive_limit: default_archive_limit(),
+            strata_labels: default_strata_labels(),
         }
     }
 }

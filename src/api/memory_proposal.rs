@@ -132,6 +132,18 @@ pub struct Evidence {
     pub first_seen: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<Time>,
+    /// Distinct tasks (or intents) among the sessions, when sessions carry such labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<u32>,
+    /// The counts and tests behind the change, as a reviewer reads them: success rates with
+    /// and without, p-values, the within-task comparison, how sessions got past an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1000))]
+    pub numbers: Option<String>,
+    /// The label segment (`key=value`) all the sessions share: the lesson holds there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 317))]
+    pub segment: Option<String>,
 }
 
 /// How a dream pass went.

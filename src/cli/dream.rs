@@ -17,7 +17,9 @@ use crate::dream::reflector::builtin::BuiltinReflector;
 use crate::dream::reflector::openai::OpenAiReflector;
 use crate::dream::reflector::{ApiKey, ModelConfig, Reflector};
 use crate::dream::report::Report;
+use crate::dream::rules::RuleSources;
 use crate::dream::synth;
+use crate::dream::truth::{self, QualityBar, ScoredChange};
 use crate::gitops::{Credentials, GitTarget};
 use crate::memory::{self, MemoryDocument};
 
@@ -84,6 +86,25 @@ pub struct DreamArgs {
     /// Archive entries not reinforced for this long.
     #[arg(long, default_value = "30d")]
     pub stale_after: String,
+    /// Propose at most N new or updated lessons (the strongest); the rest are withheld.
+    #[arg(long, default_value_t = crate::dream::model::DEFAULT_MAX_CHANGES)]
+    pub max_changes: u32,
+    /// Feedback `from` values trusted to state rules (comma-separated). In-cluster the Agent's
+    /// `spec.dreaming.ruleSources.feedbackFrom` decides.
+    #[arg(long, value_delimiter = ',', default_values_t = crate::dream::rules::DEFAULT_FEEDBACK_FROM.iter().map(|s| s.to_string()).collect::<Vec<_>>())]
+    pub trust_feedback_from: Vec<String>,
+    /// Sessions with this label (`key=value`, or `key`) are the team's own: their user may
+    /// state rules. Repeatable (all must match).
+    #[arg(long = "team-sessions")]
+    pub team_sessions: Vec<String>,
+    /// Let end customers' messages and feedback state rules (off: an agent would learn
+    /// whatever its customers repeat). Risky rules are refused either way.
+    #[arg(long)]
+    pub customer_rules: bool,
+    /// Session labels naming the task or intent, for the within-task check of correlations
+    /// (comma-separated; the first present wins).
+    #[arg(long, value_delimiter = ',', default_values_t = crate::dream::signals::DEFAULT_STRATA_LABELS.iter().map(|s| s.to_string()).collect::<Vec<_>>())]
+    pub strata_labels: Vec<String>,
     #[arg(long, value_enum, default_value = "builtin")]
     pub reflector: ReflectorKind,
     /// Model for the anthropic / openai reflectors.
@@ -228,6 +249,13 @@ fn settings(args: &DreamArgs, now: Timestamp) -> Result<DreamSettings, String> {
         max_tokens: args.max_tokens,
         stale_after: duration::parse(&args.stale_after).map_err(|e| format!("--stale-after: {e}"))?,
         now,
+        max_changes: args.max_changes.max(1),
+        rule_sources: RuleSources {
+            feedback_from: args.trust_feedback_from.clone(),
+            team_sessions: label_selector(&args.team_sessions),
+            customers: args.customer_rules,
+        },
+        strata_labels: args.strata_labels.clone(),
     })
 }
 
@@ -436,7 +464,8 @@ pub fn gen_sessions(args: &GenSessionsArgs) -> CliResult {
 
 #[derive(Debug, clap::Args)]
 pub struct QualityArgs {
-    /// A corpus made by `gen-sessions` (holds ground-truth.json); default: generate one.
+    /// A corpus made by `gen-sessions` (holds ground-truth.json); default: generate one. With
+    /// `--truth`: the folder of real transcripts the truth's `--scope` describes.
     #[arg(long)]
     pub sessions: Option<PathBuf>,
     #[arg(long, default_value_t = 3)]
@@ -446,11 +475,34 @@ pub struct QualityArgs {
     pub corpus: usize,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Score against an analyst's truth file of a real corpus (truth.json) instead of a planted
+    /// corpus; needs `--scope` and `--sessions`.
+    #[arg(long, value_name = "FILE", requires_all = ["scope", "sessions"])]
+    pub truth: Option<PathBuf>,
+    /// With `--truth`: the truth items to score against (a session folder's name, or `all`).
+    #[arg(long, value_name = "NAME", requires = "truth")]
+    pub scope: Option<String>,
+    /// With `--truth`: review only the N most recent sessions (default: all of them).
+    #[arg(long, value_name = "N", requires = "truth")]
+    pub lookback: Option<usize>,
+    /// With `--truth`: the lowest recall of the expected items that passes.
+    #[arg(long, default_value_t = QualityBar::default().min_recall)]
+    pub min_recall: f64,
+    /// With `--truth`: the lowest precision (useful / (useful + false)) that passes.
+    #[arg(long, default_value_t = QualityBar::default().min_precision)]
+    pub min_precision: f64,
+    /// With `--truth`: the most lessons (additions and updates) a pass may propose.
+    #[arg(long, default_value_t = QualityBar::default().max_proposed)]
+    pub max_proposed: usize,
 }
 
 /// Runs `reverie dev quality`: a pass over a planted corpus with the builtin reflector, scored
-/// against the ground truth. Exits non-zero when a target is missed.
+/// against the ground truth (or, with `--truth`, over a real corpus scored against an analyst's
+/// truth). Exits non-zero when a target is missed.
 pub fn quality(args: &QualityArgs) -> CliResult {
+    if let Some(truth) = &args.truth {
+        return quality_real(args, truth);
+    }
     let generated;
     let dir = match &args.sessions {
         Some(dir) => dir.clone(),
@@ -468,35 +520,14 @@ pub fn quality(args: &QualityArgs) -> CliResult {
         }
     };
     let truth = synth::GroundTruth::load(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let settings = DreamSettings {
-        lookback_sessions: usize::MAX,
-        max_age: None,
-        label_selector: Vec::new(),
-        min_evidence: args.min_evidence,
-        max_tokens: 1_000_000,
-        stale_after: Duration::from_secs(3650 * 86_400),
-        now: Timestamp::now(),
-    };
-    let memory = MemoryDocument::default();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let outcome = runtime
-        .block_on(pass::run(PassInput {
-            agent: "agent",
-            sessions: &[SessionRoot {
-                agent: "agent",
-                path: &dir,
-            }],
-            min_agents: 1,
-            memory: &memory,
-            settings: &settings,
-            reflector: &BuiltinReflector,
-            instructions: None,
-            as_of_newest_session: true,
-        }))
-        .map_err(|e| e.to_string())?;
+    // A planted corpus scores what the pass finds, not what fits one review: no change budget.
+    let outcome = quality_pass(
+        &dir,
+        args.min_evidence,
+        usize::MAX,
+        u32::MAX,
+        &MemoryDocument::default(),
+    )?;
     let (candidates, lessons) = match &outcome {
         PassOutcome::Proposal(p) => (p.candidates.clone(), p.lessons.clone()),
         _ => (Vec::new(), Vec::new()),
@@ -513,5 +544,80 @@ pub fn quality(args: &QualityArgs) -> CliResult {
             "quality targets missed: recall {:.3} (≥ 0.95), {} lessons below minEvidence, {} injected, max count error {}",
             report.recall, report.below_threshold_lessons, report.injected_lessons, report.max_count_error
         ))
+    }
+}
+
+/// The pass `reverie dev quality` scores: the builtin reflector over every session of `dir` (or
+/// the `lookback` most recent), starting from `memory`, with no token budget or staleness, and
+/// at most `max_changes` changes.
+fn quality_pass(
+    dir: &Path,
+    min_evidence: u32,
+    lookback: usize,
+    max_changes: u32,
+    memory: &MemoryDocument,
+) -> Result<PassOutcome, String> {
+    let settings = DreamSettings {
+        lookback_sessions: lookback.max(1),
+        max_age: None,
+        label_selector: Vec::new(),
+        min_evidence,
+        max_tokens: 1_000_000,
+        stale_after: Duration::from_secs(3650 * 86_400),
+        max_changes,
+        ..DreamSettings::defaults(Timestamp::now())
+    };
+    runtime()?
+        .block_on(pass::run(PassInput {
+            agent: "agent",
+            sessions: &[SessionRoot {
+                agent: "agent",
+                path: dir,
+            }],
+            min_agents: 1,
+            memory,
+            settings: &settings,
+            reflector: &BuiltinReflector,
+            instructions: None,
+            as_of_newest_session: true,
+        }))
+        .map_err(|e| e.to_string())
+}
+
+/// `reverie dev quality --truth`: the quality pass over a real corpus, its proposed changes
+/// (as `reverie dream --output json` shows them) scored against the analyst's truth of `--scope`.
+/// Prints the score as JSON and a summary line on stderr; fails when the bar is missed.
+fn quality_real(args: &QualityArgs, truth_path: &Path) -> CliResult {
+    let (Some(scope), Some(dir)) = (&args.scope, &args.sessions) else {
+        return Err("--truth needs --scope and --sessions".into());
+    };
+    let items = truth::load(truth_path).map_err(|e| format!("{}: {e}", truth_path.display()))?;
+    if !items.iter().any(|t| &t.scope == scope) {
+        return Err(format!("{} has no items of scope {scope:?}", truth_path.display()));
+    }
+    let memory = MemoryDocument::default();
+    // A real corpus is scored as a user runs it: with the default budget of changes.
+    let outcome = quality_pass(
+        dir,
+        args.min_evidence,
+        args.lookback.unwrap_or(usize::MAX),
+        crate::dream::model::DEFAULT_MAX_CHANGES,
+        &memory,
+    )?;
+    let report = Report::new("agent", &outcome, &memory);
+    let changes: Vec<ScoredChange> = report.changes.iter().map(ScoredChange::from).collect();
+    let score = truth::score(&items, scope, &changes);
+    println!("{}", serde_json::to_string_pretty(&score).map_err(|e| e.to_string())?);
+    eprintln!("{}", score.summary_line());
+    let bar = QualityBar {
+        min_recall: args.min_recall,
+        min_precision: args.min_precision,
+        max_proposed: args.max_proposed,
+    };
+    let misses = score.misses(&bar);
+    if misses.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("real[{scope}] quality bar missed: {}", misses.join(", ")))
     }
 }

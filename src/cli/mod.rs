@@ -43,8 +43,12 @@ pub enum Command {
 pub enum DevCommand {
     /// Write a synthetic transcript corpus with planted patterns and its ground truth.
     GenSessions(dream::GenSessionsArgs),
-    /// Score a dream pass against a planted corpus (recall, false lessons, evidence counts).
+    /// Score a dream pass against a planted corpus (recall, false lessons, evidence counts), or
+    /// with `--truth` a pass over a real corpus against an analyst's truth file.
     Quality(dream::QualityArgs),
+    /// Write an adversarial transcript corpus (hostile instructions of every risk class, benign
+    /// controls) and its answer key, hostile-truth.json.
+    GenHostile(crate::dream::hostile::GenHostileArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,6 +119,7 @@ pub fn run(cli: Cli) -> CliResult {
         }
         Command::Dev(DevCommand::GenSessions(args)) => dream::gen_sessions(&args),
         Command::Dev(DevCommand::Quality(args)) => dream::quality(&args),
+        Command::Dev(DevCommand::GenHostile(args)) => crate::dream::hostile::gen_hostile(&args),
         Command::Memory(MemoryCommand::Apply(args)) => {
             telemetry::init(cli.log_format, "info");
             memory_apply(&args)

@@ -239,6 +239,10 @@ fn pass_args(spec: &DreamScheduleSpec, min_agents: u32) -> Vec<String> {
         spec.curation.min_evidence.to_string(),
         "--stale-after".into(),
         spec.curation.stale_after.clone(),
+        "--max-changes".into(),
+        spec.max_changes.to_string(),
+        "--strata-labels".into(),
+        spec.curation.strata_labels.join(","),
     ];
     if min_agents > 1 {
         args.extend(["--min-agents".into(), min_agents.to_string()]);

@@ -417,6 +417,7 @@ async fn finished_run(
     let mut entry = run(agent, &job.name_any(), result, "", finished);
     match report {
         Some(report) => {
+            report_injections(ctx, schedule, agent, &job.name_any(), &report.suspected_injections).await;
             entry.proposal = report.proposal;
             entry.tokens = Some(report.tokens);
             entry.sessions_reviewed = Some(report.sessions_reviewed);
@@ -441,6 +442,49 @@ async fn finished_run(
     }
     ctx.metrics.dream_finished(result);
     Ok(entry)
+}
+
+/// Suspected injections a pass refused: a Warning event on the Agent (what, how often, where to
+/// look) and the metric, so an attack shows up where its owner looks.
+async fn report_injections(
+    ctx: &Context,
+    schedule: &DreamSchedule,
+    agent: &str,
+    job: &str,
+    injections: &[crate::dreamer::SuspectedInjection],
+) {
+    if injections.is_empty() {
+        return;
+    }
+    let namespace = schedule.namespace().unwrap_or_default();
+    for injection in injections {
+        ctx.metrics
+            .suspected_injection(&namespace, agent, &injection.class, injection.sessions);
+    }
+    let listed: Vec<String> = injections
+        .iter()
+        .map(|i| {
+            let example = if i.example.is_empty() {
+                String::new()
+            } else {
+                format!(", e.g. session {}", i.example)
+            };
+            format!("{} in {} sessions{example}: \"{}\"", i.class, i.sessions, i.excerpt)
+        })
+        .collect();
+    let note = format!(
+        "dream Job {job} refused {} suspected injection(s) found in this agent's transcripts; nothing of them was proposed: {}",
+        injections.len(),
+        listed.join("; ")
+    );
+    let reference = ObjectReference {
+        api_version: Some(<Agent as kube::Resource>::api_version(&()).into_owned()),
+        kind: Some(<Agent as kube::Resource>::kind(&()).into_owned()),
+        name: Some(agent.to_string()),
+        namespace: Some(namespace),
+        ..Default::default()
+    };
+    super::publish_event_on(ctx, &reference, EventType::Warning, "SuspectedInjection", "Dream", note).await;
 }
 
 /// Deletes finished Jobs beyond the history limits, per agent: the newest

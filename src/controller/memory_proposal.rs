@@ -434,6 +434,19 @@ pub fn check_policy(policy: &AutoApprovePolicy, spec: &MemoryProposalSpec) -> Re
         return Err(format!("{count} changes, more than maxChanges {}", policy.max_changes));
     }
     for (index, change) in spec.changes.iter().enumerate() {
+        // Whatever the evidence, a change in a risk class waits for a person: an Automatic
+        // agent must not learn an injection its customers repeated.
+        if let Some(class) = change
+            .after
+            .as_deref()
+            .and_then(|text| crate::dream::risk::classify_lesson(text, &Default::default()))
+        {
+            return Err(format!(
+                "changes[{index}] is in the risk class {} (it {}): a person must review it",
+                class.as_str(),
+                class.describe()
+            ));
+        }
         let removal = matches!(change.op, ChangeOp::Archive | ChangeOp::Merge);
         if removal && !policy.allow_removals {
             return Err(format!(

@@ -122,6 +122,18 @@ pub async fn publish_event<K>(ctx: &Context, object: &K, type_: EventType, reaso
 where
     K: Resource<DynamicType = ()>,
 {
+    publish_event_on(ctx, &object.object_ref(&()), type_, reason, action, note).await;
+}
+
+/// [`publish_event`] about an object known by reference only (an Agent a schedule dreamed for).
+pub async fn publish_event_on(
+    ctx: &Context,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
     let event = Event {
         type_,
         reason: reason.to_string(),
@@ -129,7 +141,7 @@ where
         action: action.to_string(),
         secondary: None,
     };
-    if let Err(error) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
+    if let Err(error) = ctx.recorder.publish(&event, reference).await {
         tracing::warn!(%error, reason, "could not record event");
     }
 }

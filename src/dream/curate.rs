@@ -50,6 +50,9 @@ fn evidence_of(lesson: &Lesson, candidates: &HashMap<&str, &Candidate>) -> Evide
         sessions: strongest
             .map(|c| c.evidence.sessions.iter().take(MAX_EXAMPLE_SESSIONS).cloned().collect())
             .unwrap_or_default(),
+        tasks: strongest.and_then(|c| c.strata),
+        numbers: strongest.and_then(|c| c.numbers.clone()),
+        segment: strongest.and_then(|c| c.segment.clone()),
     }
 }
 
@@ -97,6 +100,10 @@ fn merge_evidence(old: &Evidence, new: &Evidence) -> Evidence {
         } else {
             new.sessions.clone()
         },
+        // The latest pass's numbers describe the latest evidence.
+        tasks: new.tasks.or(old.tasks),
+        numbers: new.numbers.clone().or_else(|| old.numbers.clone()),
+        segment: new.segment.clone().or_else(|| old.segment.clone()),
     }
 }
 

@@ -4,11 +4,16 @@
 //! Pure except the model reflectors' HTTP: no Kubernetes.
 
 pub mod curate;
+pub mod hostile;
 pub mod model;
 pub mod normalize;
 pub mod pass;
 pub mod reflector;
 pub mod report;
+pub mod risk;
+pub mod rules;
 pub mod sessions;
 pub mod signals;
+pub mod stats;
 pub mod synth;
+pub mod truth;

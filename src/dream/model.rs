@@ -36,14 +36,6 @@ pub enum Role {
     System,
 }
 
-/// Who gave feedback.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FeedbackSource {
-    User,
-    Reviewer,
-    Grader,
-}
-
 /// One line of a transcript, borrowed from the line buffer: the hot loop allocates nothing for
 /// the records it skips.
 #[derive(Clone, Debug, PartialEq)]
@@ -55,6 +47,8 @@ pub enum Record<'a> {
     },
     ToolCall {
         name: &'a str,
+        /// Hashes of the data-like values in its `input` (see `sessions::data_token_hash`).
+        values: &'a [u64],
         ts: Option<Timestamp>,
     },
     ToolResult {
@@ -64,7 +58,9 @@ pub enum Record<'a> {
         ts: Option<Timestamp>,
     },
     Feedback {
-        from: FeedbackSource,
+        /// `reviewer`, `operator`, `grader`, `user`, or whatever the writer put there (`user`
+        /// when absent: the least authoritative reading).
+        from: &'a str,
         /// -1, 0, 1, or a score.
         rating: Option<f64>,
         text: &'a str,
@@ -109,10 +105,11 @@ pub struct SkippedFile {
 }
 
 /// What kind of pattern a candidate is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum PatternKind {
     /// A failing tool result or negative feedback that recurs.
+    #[default]
     Mistake,
     /// A rule users or reviewers keep stating.
     Preference,
@@ -148,7 +145,7 @@ pub struct PatternEvidence {
 }
 
 /// A pattern mined from the sessions, with the evidence behind it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Candidate {
     /// Stable id derived from the normalised pattern (e.g. `mistake-3f2a9c1d`).
@@ -172,6 +169,38 @@ pub struct Candidate {
     /// For mistakes: the tool that failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool: Option<String>,
+    /// Distinct tasks (strata labels) among the evidence sessions, when sessions carry them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strata: Option<u32>,
+    /// One-sided p-value of the pattern's link to success (workflows, correlations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_value: Option<f64>,
+    /// The counts and tests behind the pattern, as a reviewer reads them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub numbers: Option<String>,
+    /// The label (`key=value`) all evidence sessions carry, when it is a minority segment: the
+    /// lesson holds there, not necessarily for the whole agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
+    /// For tool errors: whose error it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<MistakeCause>,
+    /// For tool errors: what the sessions that got past it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<String>,
+    /// Rank among candidates, higher first: sessions, tasks, significance, outcome impact.
+    #[serde(default)]
+    pub strength: f64,
+}
+
+/// Whose error a recurring tool error is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MistakeCause {
+    /// The agent's own call was wrong.
+    Agent,
+    /// A lookup found nothing for a value the customer supplied.
+    UserData,
 }
 
 fn one() -> u32 {
@@ -222,4 +251,35 @@ pub struct DreamSettings {
     pub stale_after: std::time::Duration,
     /// The instant the pass runs at (injected: same input, same output).
     pub now: Timestamp,
+    /// At most this many new or updated lessons per pass; the rest are withheld and counted.
+    pub max_changes: u32,
+    /// Who may teach the agent a rule.
+    pub rule_sources: super::rules::RuleSources,
+    /// Session labels naming the task or intent (for the confounding check).
+    pub strata_labels: Vec<String>,
 }
+
+impl DreamSettings {
+    /// The defaults of `reverie dream` at `now`: the 50 most recent sessions, 3 sessions of
+    /// evidence, 16k tokens, 30 days to staleness, 10 changes, trusted feedback only.
+    pub fn defaults(now: Timestamp) -> Self {
+        Self {
+            lookback_sessions: 50,
+            max_age: None,
+            label_selector: Vec::new(),
+            min_evidence: 3,
+            max_tokens: 16_000,
+            stale_after: std::time::Duration::from_secs(30 * 86_400),
+            now,
+            max_changes: DEFAULT_MAX_CHANGES,
+            rule_sources: super::rules::RuleSources::default(),
+            strata_labels: super::signals::DEFAULT_STRATA_LABELS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
+}
+
+/// Lessons per pass unless configured otherwise.
+pub const DEFAULT_MAX_CHANGES: u32 = 10;

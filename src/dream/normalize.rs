@@ -105,6 +105,47 @@ fn classify_word(out: &mut String, word: &str) {
     }
 }
 
+/// An error as a person reads it, with what varies between occurrences masked: e-mail
+/// addresses `<email>`, tokens with digits in them — ids, codes, amounts, dates, times — `<id>`
+/// (or `<n>` when they are only a number). Case, wording and punctuation stay, so the lesson
+/// quotes the error a reader will meet ("not enough seats on flight <id>"), not one occurrence.
+pub fn mask_volatile(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut token = String::new();
+    let flush = |token: &mut String, out: &mut String| {
+        if token.is_empty() {
+            return;
+        }
+        let core = token.trim_end_matches(['.', ',', ':', ';']);
+        let tail = &token[core.len()..];
+        let digits = core.bytes().filter(u8::is_ascii_digit).count();
+        if core.contains("://") || core.starts_with("www.") {
+            out.push_str("<url>");
+        } else if core.contains('@') && core.contains('.') {
+            out.push_str("<email>");
+        } else if digits > 0 {
+            let numeric = core
+                .bytes()
+                .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b',' | b'$' | b'%' | b'-' | b'+' | b'#'));
+            out.push_str(if numeric { "<n>" } else { "<id>" });
+        } else {
+            out.push_str(core);
+        }
+        out.push_str(tail);
+        token.clear();
+    };
+    for ch in text.chars() {
+        if ch.is_whitespace() || matches!(ch, '"' | '\'' | '`' | '(' | ')' | '[' | ']' | '{' | '}' | '<' | '>') {
+            flush(&mut token, &mut out);
+            out.push(ch);
+        } else {
+            token.push(ch);
+        }
+    }
+    flush(&mut token, &mut out);
+    out
+}
+
 /// Words that carry no content for grouping rules ("please never book anything on friday
 /// afternoons" and "no bookings on Friday afternoons" share `book friday afternoon`).
 const STOP_WORDS: &[&str] = &[
@@ -258,6 +299,23 @@ pub fn jaccard(a: &BTreeSet<String>, b: &BTreeSet<String>) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn masking_keeps_the_words_and_hides_what_varies() {
+        assert_eq!(
+            super::mask_volatile("Error: not enough seats on flight HAT229"),
+            "Error: not enough seats on flight <id>"
+        );
+        assert_eq!(
+            super::mask_volatile("Payment amount does not add up, total price is 375, but paid 299."),
+            "Payment amount does not add up, total price is <n>, but paid <n>."
+        );
+        assert_eq!(
+            super::mask_volatile("user a.b@example.com not found since 2024-05-01 (order #W2378156)"),
+            "user <email> not found since <n> (order <id>)"
+        );
+        assert_eq!(super::mask_volatile("Error: User not found"), "Error: User not found");
+    }
+
     use super::*;
 
     #[test]

@@ -15,10 +15,11 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::curate::{Curated, curate};
-use super::model::{Candidate, DreamSettings, ReadStats, SessionMeta};
+use super::model::{Candidate, DreamSettings, Lesson, ReadStats, SessionMeta};
 use super::reflector::{ReflectError, ReflectRequest, Reflector, VerifyReport, verify};
+use super::risk::KnownAddresses;
 use super::sessions::{SessionsError, discover, stream};
-use super::signals::{MineStats, Miner};
+use super::signals::{MineSettings, MineStats, Miner, NotSignificant, TextSource, TransientErrors, UnsafeText};
 use crate::memory::MemoryDocument;
 use crate::memory::change::{ApplyError, Change};
 
@@ -67,9 +68,17 @@ pub struct PassStats {
     /// Collective passes only (absent otherwise): what was pooled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub collective: Option<CollectiveStats>,
-    /// Texts refused as unsafe (instruction overrides, secret requests), reported not proposed.
+    /// Texts refused for their risk class (suspected injections), reported not proposed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub unsafe_texts: Vec<super::signals::UnsafeText>,
+    pub unsafe_texts: Vec<UnsafeText>,
+    /// How many distinct suspected injections `unsafeTexts` lists.
+    pub suspected_injections: u32,
+    /// Transient infrastructure errors: counted here, never taught.
+    pub transient_errors: TransientErrors,
+    /// Frequent patterns that failed their significance or confounding test.
+    pub not_significant: NotSignificant,
+    /// Verified lessons left out by the per-pass budget (`maxChanges`), weakest first.
+    pub withheld: u32,
     pub lessons_proposed: usize,
     pub lessons_accepted: usize,
     pub verification: VerifyReport,
@@ -115,6 +124,27 @@ impl PassStats {
             collective.below_agent_threshold = mined.below_agent_threshold;
         }
         self.unsafe_texts = mined.unsafe_texts.clone();
+        self.transient_errors = mined.transient_errors.clone();
+        self.not_significant = mined.not_significant.clone();
+        self.suspected_injections = self.unsafe_texts.len() as u32;
+    }
+
+    /// Adds the lessons a reflector proposed that fell in a risk class to the suspected
+    /// injections, with the evidence of the candidates they cited.
+    fn refused(&mut self, report: &VerifyReport, candidates: &[Candidate]) {
+        for risky in &report.risky {
+            let cited = candidates.iter().filter(|c| risky.candidates.contains(&c.id));
+            let strongest = cited.max_by_key(|c| c.evidence.count);
+            self.unsafe_texts.push(UnsafeText {
+                text: risky.text.clone(),
+                reason: risky.class.describe(),
+                class: risky.class,
+                sessions: strongest.map_or(0, |c| c.evidence.count),
+                example: strongest.and_then(|c| c.evidence.sessions.first().cloned()),
+                sources: vec![TextSource::Reflector],
+            });
+        }
+        self.suspected_injections = self.unsafe_texts.len() as u32;
     }
 }
 
@@ -196,11 +226,6 @@ fn select<'a>(
             sessions.drain(..excess);
         }
         drop_duplicate_ids(&mut agent.sessions, read);
-        // Labels served the lookback; mining does not read them, and across a large selection
-        // they are most of the per-session memory.
-        for session in &mut agent.sessions {
-            session.labels = Default::default();
-        }
     }
     Ok(agents)
 }
@@ -280,12 +305,19 @@ pub async fn run(input: PassInput<'_>) -> Result<PassOutcome, PassError> {
     {
         settings.now = newest;
     }
+    let mine_settings = MineSettings {
+        min_evidence: input.settings.min_evidence,
+        min_agents,
+        rule_sources: input.settings.rule_sources.clone(),
+        strata_labels: input.settings.strata_labels.clone(),
+        known_addresses: KnownAddresses::from_memory(input.memory),
+    };
     let mut miner = match stats.collective {
         Some(_) => {
             let names: Vec<&str> = agents.iter().map(|a| a.agent).collect();
-            Miner::collective(input.settings.min_evidence, min_agents, &names)
+            Miner::collective(mine_settings, &names)
         }
-        None => Miner::new(input.settings.min_evidence),
+        None => Miner::new(mine_settings),
     };
     for (index, agent) in agents.iter().enumerate() {
         miner.set_agent(index as u32);
@@ -328,18 +360,28 @@ pub async fn run(input: PassInput<'_>) -> Result<PassOutcome, PassError> {
         max_tokens: input.settings.max_tokens.saturating_add(freeable_tokens(input.memory)),
         ..request
     };
-    let (lessons, report) = verify(reflection, &verify_request);
+    let (mut lessons, report) = verify(reflection, &verify_request);
     stats.lessons_accepted = lessons.len();
+    stats.refused(&report, &mined.candidates);
     stats.verification = report;
 
+    rank(&mut lessons, &mined.candidates);
+    let (lessons, curated) = within_budget(input.agent, input.memory, lessons, &mined.candidates, &settings)?;
+    stats.withheld = (stats.lessons_accepted - lessons.len()) as u32;
     let Curated {
         changes,
         result,
         tokens_before,
         tokens_after,
         compacted,
-        notes,
-    } = curate(input.agent, input.memory, &lessons, &mined.candidates, &settings)?;
+        mut notes,
+    } = curated;
+    if stats.withheld > 0 {
+        notes.push(format!(
+            "{} weaker lessons were withheld (at most {} changes per pass).",
+            stats.withheld, settings.max_changes
+        ));
+    }
     stats.memory_tokens_before = tokens_before;
     stats.memory_tokens_after = tokens_after;
     stats.compacted = compacted;
@@ -356,6 +398,42 @@ pub async fn run(input: PassInput<'_>) -> Result<PassOutcome, PassError> {
         lessons,
         stats,
     })))
+}
+
+/// Orders lessons strongest first: by the strength of the strongest candidate each cites (sessions,
+/// tasks, significance, outcome impact), the reflector's order among equals.
+fn rank(lessons: &mut [Lesson], candidates: &[Candidate]) {
+    let strength = |lesson: &Lesson| {
+        candidates
+            .iter()
+            .filter(|c| lesson.candidates.contains(&c.id))
+            .map(|c| c.strength)
+            .fold(f64::NEG_INFINITY, f64::max)
+    };
+    lessons.sort_by(|a, b| strength(b).total_cmp(&strength(a)));
+}
+
+/// Curates the strongest lessons whose changes fit `max_changes`: a reviewer reads a few changes
+/// that matter, not seventy. Curation's own changes (reinforcing, archiving stale entries) count
+/// too, so lessons are dropped weakest first until the whole proposal fits; what curation needs
+/// regardless of lessons (compaction to the token budget) is never dropped.
+fn within_budget(
+    agent: &str,
+    memory: &MemoryDocument,
+    mut lessons: Vec<Lesson>,
+    candidates: &[Candidate],
+    settings: &DreamSettings,
+) -> Result<(Vec<Lesson>, Curated), ApplyError> {
+    let max = settings.max_changes.max(1) as usize;
+    lessons.truncate(max);
+    loop {
+        let curated = curate(agent, memory, &lessons, candidates, settings)?;
+        let excess = curated.changes.len().saturating_sub(max);
+        if excess == 0 || lessons.is_empty() {
+            return Ok((lessons, curated));
+        }
+        lessons.truncate(lessons.len().saturating_sub(excess));
+    }
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ impl Drop for TempDir {
 
 /// Pattern A: a failing lookup whose error carries advice (ids vary, the pattern does not).
 const A_ERROR: &str = "account {n} not found: use the billing id, not the email";
-/// Pattern B: a rule a user keeps stating.
+/// Pattern B: a rule a reviewer keeps stating.
 const B_RULE: &str = "Please never schedule calls before 10am.";
 
 /// Writes session `id` of `agent` under `dir/agent/relative`: a greeting, then pattern A and/or B.
@@ -55,7 +55,9 @@ fn write_session(dir: &TempDir, agent: &str, relative: &str, id: &str, day: u32,
         ));
     }
     if b {
-        lines.push(format!(r#"{{"type":"message","role":"user","text":"{B_RULE}"}}"#));
+        lines.push(format!(
+            r#"{{"type":"feedback","from":"reviewer","rating":-1,"text":"{B_RULE}"}}"#
+        ));
     }
     fs::write(path, lines.join("\n") + "\n").unwrap();
 }
@@ -97,7 +99,7 @@ fn settings() -> DreamSettings {
         min_evidence: 3,
         max_tokens: 16_000,
         stale_after: Duration::from_secs(30 * 86_400),
-        now: "2026-12-01T00:00:00Z".parse().unwrap(),
+        ..DreamSettings::defaults("2026-12-01T00:00:00Z".parse().unwrap())
     }
 }
 
@@ -317,7 +319,7 @@ async fn a_single_root_pass_mines_exactly_what_the_miner_does_alone() {
     let mut selection = discover(&root, &settings()).unwrap();
     let mut read = selection.stats.clone();
     drop_duplicate_ids(&mut selection.sessions, &mut read);
-    let mut miner = Miner::new(settings().min_evidence);
+    let mut miner = Miner::new(crate::dream::signals::MineSettings::new(settings().min_evidence));
     stream(&selection.sessions, &mut miner, &mut read);
     let mined = miner.finish();
     assert_eq!(mined.candidates.len(), 2, "{:?}", mined.candidates);

@@ -28,11 +28,34 @@ pub struct ChangeView {
     pub rationale: String,
 }
 
-/// Evidence as shown: distinct sessions and example ids.
+/// Evidence as shown: distinct sessions, example ids, and the numbers behind the lesson.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct EvidenceView {
     pub count: u32,
     pub sessions: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub numbers: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
+}
+
+impl EvidenceView {
+    /// The evidence line of the review diff: sessions, tasks, segment and numbers.
+    pub fn line(&self) -> String {
+        let mut line = format!("{} sessions", self.count);
+        if let Some(tasks) = self.tasks {
+            line.push_str(&format!(", {tasks} tasks"));
+        }
+        if let Some(segment) = &self.segment {
+            line.push_str(&format!(", all labelled {segment}"));
+        }
+        if let Some(numbers) = &self.numbers {
+            line.push_str(&format!(" — {numbers}"));
+        }
+        line
+    }
 }
 
 impl ChangeView {
@@ -50,6 +73,9 @@ impl ChangeView {
                     EvidenceView {
                         count: entry.evidence.count,
                         sessions: entry.evidence.sessions.clone(),
+                        tasks: entry.evidence.tasks,
+                        numbers: entry.evidence.numbers.clone(),
+                        segment: entry.evidence.segment.clone(),
                     },
                 ),
                 None => (String::new(), String::new(), EvidenceView::default()),
@@ -187,8 +213,9 @@ impl Report {
                 .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "    evidence: {} sessions{example} · {}",
-                change.evidence.count, change.rationale
+                "    evidence: {}{example} · {}",
+                change.evidence.line(),
+                change.rationale
             );
         }
         if !self.changes.is_empty() {
@@ -199,15 +226,31 @@ impl Report {
             "{added} additions, {archived} archivals, {restructured} restructurings · memory ~{} → ~{} tokens",
             stats.memory_tokens_before, stats.memory_tokens_after
         );
+        if stats.withheld > 0 {
+            let _ = writeln!(
+                out,
+                "withheld: {} weaker lessons (at most {} changes per pass)",
+                stats.withheld,
+                self.changes.len()
+            );
+        }
         for refused in &stats.unsafe_texts {
+            let example = refused
+                .example
+                .as_deref()
+                .map(|e| format!(", e.g. {e}"))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
                 "{}",
                 paint(
                     "31",
                     &format!(
-                        "refused ({}): \"{}\" in {} sessions",
-                        refused.reason, refused.text, refused.sessions
+                        "suspected injection, not proposed ({}: {}): \"{}\" in {} sessions{example}",
+                        refused.class.as_str(),
+                        refused.reason,
+                        refused.text,
+                        refused.sessions
                     )
                 )
             );

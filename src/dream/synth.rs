@@ -473,10 +473,12 @@ impl ErrorKind {
 /// Where a planted text is stated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Place {
+    /// A customer's message.
     User,
+    /// A customer's feedback.
     Feedback,
-    /// Either, 50/50 per session.
-    Mixed,
+    /// Feedback from a reviewer or an operator: the sources an Agent trusts with rules.
+    Team,
 }
 
 /// How a pattern shows up in a session.
@@ -519,7 +521,7 @@ const PREF_CALLS_10AM: &[&str] = &[
     "no calls before 10am please!",
     "Don't schedule any calls before 10am, thanks.",
     "never book calls before 10am",
-    "Calls before 10am don't work for us.",
+    "Calls before 10am never work for us.",
 ];
 const PREF_CANCEL_WRITING: &[&str] = &[
     "Always confirm the cancellation date in writing.",
@@ -533,7 +535,7 @@ const PREF_FRIDAY: &[&str] = &[
     "don't schedule anything friday afternoon",
 ];
 const PREF_EMAIL: &[&str] = &[
-    "I prefer email over phone.",
+    "Prefer email over phone.",
     "Please use email over phone.",
     "We prefer email over phone for follow-ups.",
 ];
@@ -668,7 +670,7 @@ const SPECS: &[Spec] = &[
         class: Class::Signal,
         count: 9,
         description: "Never schedule calls before 10am.",
-        body: Body::Text(PREF_CALLS_10AM, Place::Mixed),
+        body: Body::Text(PREF_CALLS_10AM, Place::Team),
         forbidden: &[],
     },
     Spec {
@@ -677,7 +679,7 @@ const SPECS: &[Spec] = &[
         class: Class::Signal,
         count: 6,
         description: "Always confirm the cancellation date in writing.",
-        body: Body::Text(PREF_CANCEL_WRITING, Place::Mixed),
+        body: Body::Text(PREF_CANCEL_WRITING, Place::Team),
         forbidden: &[],
     },
     Spec {
@@ -686,7 +688,7 @@ const SPECS: &[Spec] = &[
         class: Class::Signal,
         count: 4,
         description: "No bookings on Friday afternoons.",
-        body: Body::Text(PREF_FRIDAY, Place::Mixed),
+        body: Body::Text(PREF_FRIDAY, Place::Team),
         forbidden: &[],
     },
     Spec {
@@ -695,7 +697,7 @@ const SPECS: &[Spec] = &[
         class: Class::Signal,
         count: 3,
         description: "Prefer email over phone for follow-ups.",
-        body: Body::Text(PREF_EMAIL, Place::Mixed),
+        body: Body::Text(PREF_EMAIL, Place::Team),
         forbidden: &[],
     },
     Spec {
@@ -1240,9 +1242,10 @@ fn plan_patterns(config: &SynthConfig, rng: &mut Rng, plans: &mut [SessionPlan])
                     plan.tool = ToolSlot::Error { kind, repeats };
                 }
                 Body::Sequence(tools) => {
+                    // A workflow worth learning goes with clearly better outcomes than the rest.
                     plan.tool = ToolSlot::Sequence(tools);
                     plan.success = true;
-                    plan.score = round2(SUCCESS_FLOOR + 0.12 * rng.unit());
+                    plan.score = round2(0.9 + 0.1 * rng.unit());
                 }
                 Body::First(tool) => {
                     plan.tool = ToolSlot::First(tool);
@@ -1254,13 +1257,15 @@ fn plan_patterns(config: &SynthConfig, rng: &mut Rng, plans: &mut [SessionPlan])
                     let text = phrasings[k % phrasings.len()];
                     let as_feedback = match place {
                         Place::User => false,
-                        Place::Feedback => true,
-                        Place::Mixed => rng.chance(0.5),
+                        Place::Feedback | Place::Team => true,
                     };
+                    // Team rules come from the people the Agent trusts (reviewers, operators);
+                    // customers' words are requests, whatever they say.
                     let feedback = as_feedback.then(|| match spec.class {
                         // Injected feedback poses as praise, to look trustworthy.
                         Class::Injection => ("user", 1),
-                        _ if rng.chance(0.5) => ("reviewer", -1),
+                        _ if place == Place::Team && rng.chance(0.5) => ("operator", -1),
+                        _ if place == Place::Team => ("reviewer", if rng.chance(0.5) { -1 } else { 0 }),
                         _ => ("user", if rng.chance(0.5) { -1 } else { 0 }),
                     });
                     let at = rng.below(u64::from(plan.noise_steps) + 1) as u32;
@@ -2345,14 +2350,15 @@ mod tests {
                 with - without
             };
             assert!(
-                lift_of("verify_identity") >= 0.28,
+                lift_of("verify_identity") >= 0.26,
                 "seed {seed}: {}",
                 lift_of("verify_identity")
             );
             let tools: BTreeSet<&String> = observed.values().flat_map(|o| o.tools.iter()).collect();
             for tool in tools {
                 let tool_count = observed.values().filter(|o| o.tools.contains(tool)).count();
-                if tool != "verify_identity" && tool_count >= 3 {
+                // The planted workflow goes with better outcomes by design; its steps lift with it.
+                if tool != "verify_identity" && !WORKFLOW_REFUND.contains(&tool.as_str()) && tool_count >= 3 {
                     assert!(lift_of(tool) < 0.2, "seed {seed}: {tool} lifts {}", lift_of(tool));
                 }
             }
@@ -2498,6 +2504,7 @@ mod tests {
             excerpts: Vec::new(),
             outcome_lift: None,
             tool: None,
+            ..Candidate::default()
         }
     }
 

@@ -118,11 +118,27 @@ pub struct Evidence {
     /// A few example session ids (at most [`MAX_EXAMPLE_SESSIONS`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sessions: Vec<String>,
+    /// Distinct tasks (or intents) among the sessions, when sessions carry such labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<u32>,
+    /// The counts and tests behind the lesson, as a reviewer reads them (success rates, p,
+    /// within-task comparison, how sessions got past an error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub numbers: Option<String>,
+    /// The label segment (`key=value`) all the sessions share, when the lesson holds there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
 }
 
 impl Evidence {
     pub fn is_empty(&self) -> bool {
-        self.count == 0 && self.first_seen.is_none() && self.last_seen.is_none() && self.sessions.is_empty()
+        self.count == 0
+            && self.first_seen.is_none()
+            && self.last_seen.is_none()
+            && self.sessions.is_empty()
+            && self.tasks.is_none()
+            && self.numbers.is_none()
+            && self.segment.is_none()
     }
 }
 

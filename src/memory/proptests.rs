@@ -44,6 +44,7 @@ pub(super) mod fixtures {
                 first_seen: Some(ts(created)),
                 last_seen: Some(ts(created + 5)),
                 sessions: vec!["s-0142".into(), "s-0143".into()],
+                ..Evidence::default()
             },
             provenance: None,
             created: ts(created),
@@ -146,7 +147,13 @@ prop_compose! {
         first_seen in prop::option::of(arb_time()),
         last_seen in prop::option::of(arb_time()),
     ) -> Evidence {
-        Evidence { count, first_seen, last_seen, sessions }
+        Evidence {
+            count,
+            first_seen,
+            last_seen,
+            sessions,
+            ..Evidence::default()
+        }
     }
 }
 

@@ -358,6 +358,15 @@ pub fn evidence_text(evidence: &Evidence) -> String {
             .collect();
         let _ = write!(text, " (e.g. {})", examples.join(", "));
     }
+    if let Some(tasks) = evidence.tasks {
+        let _ = write!(text, ", {tasks} tasks");
+    }
+    if let Some(segment) = &evidence.segment {
+        let _ = write!(text, ", all labelled {segment}");
+    }
+    if let Some(numbers) = &evidence.numbers {
+        let _ = write!(text, " — {numbers}");
+    }
     text
 }
 

@@ -1,7 +1,7 @@
 //! The builtin reflector: offline and deterministic. It phrases each candidate with enough
 //! evidence as an actionable lesson, and writes the summary.
 
-use super::super::model::{Candidate, Lesson, PatternKind, Reflection};
+use super::super::model::{Candidate, Lesson, MistakeCause, PatternKind, Reflection};
 use super::{ReflectFuture, ReflectRequest, Reflector};
 use crate::dream::curate::section_for;
 
@@ -44,8 +44,10 @@ fn quote(text: &str, max: usize) -> String {
     format!("{}…", cut.trim_end())
 }
 
-/// The lesson text for a tool error: the advice it carries when it has some.
-fn mistake_text(tool: &str, error: &str) -> String {
+/// The lesson for a recurring tool error: the advice the error carries, else what to check,
+/// worded by whose error it is, with how the sessions that got past it did so. The error is
+/// quoted with its ids, amounts and dates masked, as a reader will meet it.
+fn mistake_text(candidate: &Candidate, tool: &str, error: &str) -> String {
     let error = error.trim();
     let advice = error
         .split_once(": ")
@@ -54,36 +56,71 @@ fn mistake_text(tool: &str, error: &str) -> String {
             let lower = tail.to_ascii_lowercase();
             ADVICE.iter().any(|a| lower.starts_with(a))
         });
-    match advice {
-        Some((head, advice)) => format!(
-            "When calling {tool}, {} (otherwise it fails with \"{}\").",
+    let sessions = candidate.evidence.count;
+    let mut text = match (advice, candidate.cause) {
+        (Some((head, advice)), _) => format!(
+            "When calling {tool}, {} (otherwise it fails with \"{}\"; {sessions} sessions).",
             advice.trim_end_matches('.'),
             quote(head, 80)
         ),
-        None => format!(
-            "{tool} keeps failing with \"{}\": check its inputs before calling it and handle this error.",
+        (None, Some(MistakeCause::UserData)) => format!(
+            "{tool} fails with \"{}\" when a detail the customer gave does not match ({sessions} sessions): confirm the detail with the customer, or look them up another way, instead of retrying the same value.",
             quote(error, 120)
         ),
+        (None, _) => format!(
+            "{tool} fails with \"{}\" ({sessions} sessions): check the condition this error names before calling {tool}.",
+            quote(error, 120)
+        ),
+    };
+    if let Some(recovery) = &candidate.recovery {
+        text.push_str(&format!(" {}.", sentence_case(recovery)));
+    }
+    text
+}
+
+/// `text` with its first letter in upper case.
+fn sentence_case(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// Scoped to a segment when all the evidence sits in one ("In sessions labelled tier=…: …").
+fn scoped(candidate: &Candidate, text: String) -> String {
+    match &candidate.segment {
+        Some(segment) => format!("In sessions labelled {segment}: {text}"),
+        None => text,
     }
 }
 
 /// The memory text for one candidate.
 pub fn lesson_text(candidate: &Candidate) -> String {
-    match candidate.kind {
+    let text = match candidate.kind {
         PatternKind::Mistake => match (&candidate.tool, candidate.excerpts.first()) {
-            (Some(tool), Some(error)) => mistake_text(tool, error),
+            (Some(tool), Some(error)) => mistake_text(candidate, tool, error),
             _ => format!(
-                "Users were unhappy when this happened: \"{}\". Avoid it.",
+                "Feedback flagged this more than once: \"{}\". Avoid it.",
                 quote(&candidate.text, 160)
             ),
         },
         PatternKind::Preference => sentence(&candidate.text),
         PatternKind::Workflow => format!(
-            "In cases that went well the steps were {}; follow this order.",
-            candidate.text
+            "Steps that go with success: {} ({}).",
+            candidate.text,
+            candidate
+                .numbers
+                .as_deref()
+                .unwrap_or("recurring in successful sessions")
         ),
-        PatternKind::OutcomeCorrelation => sentence(&candidate.text),
-    }
+        // An observation with its numbers, never an order to call the tool.
+        PatternKind::OutcomeCorrelation => match &candidate.numbers {
+            Some(numbers) => format!("{}: {numbers}. An observation, not a rule.", candidate.text),
+            None => sentence(&candidate.text),
+        },
+    };
+    scoped(candidate, text)
 }
 
 /// Lessons for every candidate with at least `min_evidence` sessions, strongest first.
@@ -147,6 +184,7 @@ mod tests {
             excerpts: vec![excerpt.into()],
             outcome_lift: None,
             tool: tool.map(str::to_string),
+            ..Candidate::default()
         }
     }
 
@@ -161,10 +199,25 @@ mod tests {
         );
         assert_eq!(
             lesson_text(&c),
-            "When calling lookup_account, use the billing id, not the email (otherwise it fails with \"account 88231 not found\")."
+            "When calling lookup_account, use the billing id, not the email (otherwise it fails with \"account 88231 not found\"; 12 sessions)."
         );
         let plain = candidate(PatternKind::Mistake, "x", Some("issue_refund"), "invoice too old", 4);
-        assert!(lesson_text(&plain).starts_with("issue_refund keeps failing with \"invoice too old\""));
+        assert_eq!(
+            lesson_text(&plain),
+            "issue_refund fails with \"invoice too old\" (4 sessions): check the condition this error names before calling issue_refund."
+        );
+    }
+
+    #[test]
+    fn customer_data_errors_recovery_and_segments_are_worded_for_a_person() {
+        let mut c = candidate(PatternKind::Mistake, "x", Some("find_user"), "Error: User not found", 6);
+        c.cause = Some(MistakeCause::UserData);
+        c.recovery = Some("4 of the 5 sessions that got past it called find_by_name next".into());
+        c.segment = Some("tier=enterprise".into());
+        assert_eq!(
+            lesson_text(&c),
+            "In sessions labelled tier=enterprise: find_user fails with \"Error: User not found\" when a detail the customer gave does not match (6 sessions): confirm the detail with the customer, or look them up another way, instead of retrying the same value. 4 of the 5 sessions that got past it called find_by_name next."
+        );
     }
 
     #[test]

@@ -11,7 +11,6 @@ pub mod builtin;
 mod http;
 pub mod openai;
 pub mod prompt;
-mod safety;
 mod verify;
 
 use std::future::Future;
@@ -22,8 +21,7 @@ pub use anthropic::AnthropicReflector;
 pub use http::RetryPolicy;
 pub use openai::OpenAiReflector;
 pub use prompt::{Prompt, full_window_tokens, prompt_tokens};
-pub use safety::is_unsafe_text;
-pub use verify::{DropReason, MAX_LESSON_CHARS, VerifyReport, verify};
+pub use verify::{DropReason, MAX_LESSON_CHARS, RiskyLesson, VerifyReport, verify};
 
 use bytes::Bytes;
 use hyper::header::HeaderValue;

@@ -15,8 +15,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ReflectRequest, is_unsafe_text, truncate_chars};
+use super::{ReflectRequest, truncate_chars};
 use crate::dream::model::{Candidate, Lesson};
+use crate::dream::risk::{KnownAddresses, classify};
 use crate::memory::document::STANDARD_SECTIONS;
 use crate::memory::{estimate_tokens, loaded_tokens};
 
@@ -63,7 +64,7 @@ impl Prompt {
     /// fit `max_input_tokens` (the DreamSchedule's `reflector.maxInputTokens`).
     ///
     /// Eligible means seen in at least `min_evidence` sessions — a weaker candidate could not
-    /// back a lesson — and free of unsafe text ([`is_unsafe_text`]): hostile text from a
+    /// back a lesson — and free of unsafe text ([`crate::dream::risk`]): hostile text from a
     /// transcript is not forwarded to a model that might follow it. Unsafe excerpts are left out
     /// the same way.
     pub fn build_within(request: &ReflectRequest, max_input_tokens: Option<usize>) -> Prompt {
@@ -72,10 +73,11 @@ impl Prompt {
         let system = system_text();
         let mut user = header_text(request, &sections);
 
+        let known = KnownAddresses::from_memory(request.memory);
         let mut eligible: Vec<&Candidate> = request
             .candidates
             .iter()
-            .filter(|c| c.evidence.count >= request.min_evidence && is_unsafe_text(&c.text).is_none())
+            .filter(|c| c.evidence.count >= request.min_evidence && classify(&c.text, &known).is_none())
             .collect();
         eligible.sort_by(|a, b| b.evidence.count.cmp(&a.evidence.count).then_with(|| a.id.cmp(&b.id)));
 
@@ -312,10 +314,22 @@ fn candidate_line(candidate: &Candidate) -> String {
     if let Some(lift) = candidate.outcome_lift {
         fields.insert("outcomeLift".into(), json!((lift * 100.0).round() / 100.0));
     }
+    if let Some(numbers) = &candidate.numbers {
+        fields.insert("numbers".into(), json!(numbers));
+    }
+    if let Some(segment) = &candidate.segment {
+        fields.insert("segment".into(), json!(segment));
+    }
+    if let Some(recovery) = &candidate.recovery {
+        fields.insert("recovery".into(), json!(recovery));
+    }
+    if let Some(cause) = candidate.cause {
+        fields.insert("cause".into(), json!(cause));
+    }
     let excerpts: Vec<String> = candidate
         .excerpts
         .iter()
-        .filter(|e| is_unsafe_text(e).is_none())
+        .filter(|e| crate::dream::risk::classify_untrusted(e).is_none())
         .take(MAX_EXCERPTS)
         .map(|e| truncate_chars(e, MAX_EXCERPT_CHARS))
         .collect();
@@ -352,6 +366,7 @@ mod tests {
             excerpts: excerpts.iter().map(|s| s.to_string()).collect(),
             outcome_lift: None,
             tool: Some("lookup_account".into()),
+            ..Candidate::default()
         }
     }
 

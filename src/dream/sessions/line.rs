@@ -19,7 +19,7 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::dream::model::{FeedbackSource, Record, Role};
+use crate::dream::model::{Record, Role};
 
 /// The line types of the transcript format; a first line of another type is not a session.
 pub(super) const KNOWN_TYPES: [&str; 6] = ["session", "message", "tool_call", "tool_result", "feedback", "outcome"];
@@ -163,6 +163,118 @@ impl<'de: 'a, 'a> Visitor<'de> for FieldVisitor<'a> {
     }
 }
 
+/// Hashes of the data-like values (ids, e-mail addresses, numbers: anything with a digit or an
+/// `@`) anywhere in a tool call's `input`, normalised like [`data_token_hash`], so a dream can
+/// tell whether a failing call used a value the customer typed. Other values are skipped in
+/// place; nothing is kept but the hashes.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct InputValues(Vec<u64>);
+
+/// Longest value considered data (longer strings are prose, not an id).
+const MAX_DATA_TOKEN: usize = 64;
+
+/// The hash of `token` if it looks like data a person could type: an id, an e-mail address, a
+/// number (it has a digit or an `@`). Leading `#` and surrounding punctuation are dropped and
+/// case is folded, so `#W123` in a message and `w123` in a call are the same value.
+pub fn data_token_hash(token: &str) -> Option<u64> {
+    let token = token
+        .trim_matches(|c: char| !c.is_alphanumeric() && c != '@')
+        .trim_start_matches('#');
+    if token.len() < 2 || token.len() > MAX_DATA_TOKEN || !token.bytes().any(|b| b.is_ascii_digit() || b == b'@') {
+        return None;
+    }
+    // FNV-1a over the lowercase bytes: small, fast, and stable across runs.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in token.bytes() {
+        hash ^= u64::from(byte.to_ascii_lowercase());
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    Some(hash)
+}
+
+impl<'de> Deserialize<'de> for InputValues {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut values = Vec::new();
+        deserializer.deserialize_any(DataValues(&mut values))?;
+        Ok(InputValues(values))
+    }
+}
+
+/// Walks any JSON value, pushing the hashes of its data-like scalars.
+struct DataValues<'v>(&'v mut Vec<u64>);
+
+/// Values kept per call: a call with more is not one a customer typed by hand.
+const MAX_INPUT_VALUES: usize = 32;
+
+impl DataValues<'_> {
+    fn push(&mut self, text: &str) {
+        if self.0.len() < MAX_INPUT_VALUES
+            && let Some(hash) = data_token_hash(text)
+        {
+            self.0.push(hash);
+        }
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for DataValues<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DataValues<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(mut self, v: i64) -> Result<(), E> {
+        self.push(&v.to_string());
+        Ok(())
+    }
+
+    fn visit_u64<E>(mut self, v: u64) -> Result<(), E> {
+        self.push(&v.to_string());
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(mut self, v: &str) -> Result<(), E> {
+        self.push(v);
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(DataValues(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key::<IgnoredAny>()?.is_some() {
+            map.next_value_seed(DataValues(&mut *self.0))?;
+        }
+        Ok(())
+    }
+}
+
 /// The fields of every record type, flattened: one struct, one pass, no tagged-enum buffering.
 #[derive(Debug, Deserialize)]
 pub(super) struct Line<'a> {
@@ -188,6 +300,8 @@ pub(super) struct Line<'a> {
     success: Field<'a>,
     #[serde(borrow, default)]
     score: Field<'a>,
+    #[serde(default)]
+    input: InputValues,
 }
 
 impl<'a> Line<'a> {
@@ -218,6 +332,7 @@ impl<'a> Line<'a> {
             }
             "tool_call" => Record::ToolCall {
                 name: self.name.required_str("name")?,
+                values: &self.input.0,
                 ts: self.ts.timestamp("ts")?,
             },
             "tool_result" => {
@@ -231,12 +346,8 @@ impl<'a> Line<'a> {
                 }
             }
             "feedback" => Record::Feedback {
-                from: match self.from.str("from")? {
-                    Some("reviewer") => FeedbackSource::Reviewer,
-                    Some("grader") => FeedbackSource::Grader,
-                    // Unknown sources count as the user: the least authoritative reading.
-                    _ => FeedbackSource::User,
-                },
+                // No source reads as the user: the least authoritative reading.
+                from: self.from.str("from")?.filter(|f| !f.is_empty()).unwrap_or("user"),
                 rating: self.rating.num("rating")?,
                 text: self.text.str("text")?.unwrap_or(""),
                 ts: self.ts.timestamp("ts")?,

@@ -16,6 +16,7 @@
 //! [`Record`]: crate::dream::model::Record
 
 mod line;
+pub use line::data_token_hash;
 mod reader;
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use super::line::{Line, Malformed};
 use super::reader::{self, Lines, Next};
 use super::*;
-use crate::dream::model::{FeedbackSource, Record, Role};
+use crate::dream::model::{Record, Role};
 
 /// A directory removed when the test ends; unique per test and per call.
 struct TempDir(PathBuf);
@@ -70,7 +70,7 @@ fn settings() -> DreamSettings {
         min_evidence: 2,
         max_tokens: 2_000,
         stale_after: Duration::from_secs(90 * 86_400),
-        now: ts("2026-11-20T00:00:00Z"),
+        ..DreamSettings::defaults(ts("2026-11-20T00:00:00Z"))
     }
 }
 
@@ -94,7 +94,7 @@ enum Rec {
     Message(Role, String, Option<Timestamp>),
     ToolCall(String),
     ToolResult(String, bool, Option<String>),
-    Feedback(FeedbackSource, Option<f64>, String),
+    Feedback(String, Option<f64>, String),
     Outcome(Option<bool>, Option<f64>),
 }
 
@@ -106,7 +106,7 @@ impl From<Record<'_>> for Rec {
             Record::ToolResult { name, ok, error, .. } => {
                 Rec::ToolResult(name.to_string(), ok, error.map(str::to_string))
             }
-            Record::Feedback { from, rating, text, .. } => Rec::Feedback(from, rating, text.to_string()),
+            Record::Feedback { from, rating, text, .. } => Rec::Feedback(from.to_string(), rating, text.to_string()),
             Record::Outcome { success, score, .. } => Rec::Outcome(success, score),
         }
     }
@@ -660,13 +660,14 @@ fn every_record_type_maps_its_fields() {
             Rec::ToolResult("search".into(), true, None),
             Rec::ToolResult("search".into(), true, None),
             Rec::Feedback(
-                FeedbackSource::User,
+                "user".into(),
                 Some(-1.0),
                 "Please never schedule calls before 10am".into()
             ),
-            Rec::Feedback(FeedbackSource::Grader, Some(0.75), String::new()),
-            Rec::Feedback(FeedbackSource::Reviewer, None, "ok".into()),
-            Rec::Feedback(FeedbackSource::User, Some(1.0), "?".into()),
+            Rec::Feedback("grader".into(), Some(0.75), String::new()),
+            Rec::Feedback("reviewer".into(), None, "ok".into()),
+            // An unknown source stays what it says; it is trusted only if the Agent lists it.
+            Rec::Feedback("auditor".into(), Some(1.0), "?".into()),
             Rec::Outcome(Some(true), Some(0.9)),
             Rec::Outcome(None, None),
         ]
@@ -681,9 +682,27 @@ fn tool_records_carry_their_timestamps() {
         parsed.record(),
         Ok(Some(Record::ToolCall {
             name: "x",
+            values: &[],
             ts: Some(ts("2026-11-19T10:00:04Z"))
         }))
     );
+}
+
+#[test]
+fn tool_call_inputs_keep_only_hashes_of_data_like_values() {
+    let line = br##"{"type":"tool_call","name":"find","input":{"email":"A.B@example.com","zip":19122,"note":"hello there","ids":["#W123",{"deep":"x9"}],"ok":true}}"##;
+    let parsed = Line::parse(line).expect("valid");
+    let Ok(Some(Record::ToolCall { values, .. })) = parsed.record() else {
+        panic!("a tool call");
+    };
+    let expected: Vec<u64> = ["a.b@example.com", "19122", "w123", "x9"]
+        .iter()
+        .map(|t| super::data_token_hash(t).unwrap())
+        .collect();
+    assert_eq!(values, expected.as_slice());
+    // What a customer types matches what the agent passed.
+    assert_eq!(super::data_token_hash("#W123."), super::data_token_hash("w123"));
+    assert_eq!(super::data_token_hash("hello"), None);
 }
 
 fn many_lines(n: usize) -> Vec<u8> {
