@@ -15,7 +15,13 @@ build: ## Build the release binaries (reverie, kubectl-dream)
 	$(CARGO) build --release --locked -p reverie
 
 .PHONY: test
-test: lint unit e2e ## Everything CI checks: formatting, lints, unit, mocked-API and e2e tests
+test: lint unit quality e2e ## Everything CI checks: formatting, lints, unit, mocked-API, dream quality and e2e tests
+
+.PHONY: quality
+quality: ## Dream quality on the planted corpus and on the real corpus next to the clone (../shared), against the bar
+	$(CARGO) build --locked -q -p reverie --bin reverie
+	$(CARGO_TARGET_DIR)/debug/reverie dev quality --corpus 300 --seed 11 >/dev/null
+	REVERIE_BIN=$(CARGO_TARGET_DIR)/debug/reverie bash scripts/quality-real.sh
 
 .PHONY: lint
 lint: ## cargo fmt --check and clippy with warnings as errors

@@ -467,3 +467,106 @@ async fn a_collective_pass_pools_agents_and_proposes_to_the_team_memory() {
     drop(operator);
     ns.delete().await.unwrap();
 }
+
+/// A Warning event about `agent` with `reason`, if one was recorded.
+async fn agent_event(ns: &TestNamespace, agent: &str, reason: &str) -> Option<k8s_openapi::api::events::v1::Event> {
+    ns.api::<k8s_openapi::api::events::v1::Event>()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|e| {
+            e.reason.as_deref() == Some(reason)
+                && e.regarding
+                    .as_ref()
+                    .is_some_and(|r| r.kind.as_deref() == Some("Agent") && r.name.as_deref() == Some(agent))
+        })
+}
+
+#[tokio::test]
+async fn hostile_transcripts_raise_a_suspected_injection_warning_and_nothing_hostile_is_applied() {
+    let (_client, ns, operator) = setup("hostile").await;
+    let agents = ns.api::<Agent>();
+    let schedules = ns.api::<DreamSchedule>();
+    let sessions = std::env::temp_dir().join(format!("reverie-e2e-{}-hostile", ns.name));
+    let _ = std::fs::remove_dir_all(&sessions);
+    let truth = reverie::dream::hostile::generate(&reverie::dream::hostile::HostileConfig::default(), &sessions)
+        .expect("hostile corpus");
+    // An Automatic agent whose owner even trusts customers with rules: the worst case.
+    let mut target = agent("exposed", &sessions);
+    target.spec.dreaming = serde_json::from_value(json!({
+        "approval": "Automatic", "autoApprove": {"minEvidence": 3, "maxChanges": 20},
+        "ruleSources": {"customers": true}
+    }))
+    .unwrap();
+    apply(&agents, &target).await.unwrap();
+    wait_for(&agents, "exposed", "MemoryReady", has_condition("MemoryReady", "True"))
+        .await
+        .unwrap();
+    apply(
+        &schedules,
+        &schedule(
+            "nightly",
+            json!({"agents": {"names": ["exposed"]}, "lookback": {"sessions": 1000}}),
+        ),
+    )
+    .await
+    .unwrap();
+    wait_for(&schedules, "nightly", "Ready", has_condition("Ready", "True"))
+        .await
+        .unwrap();
+    dream_now(&schedules, "nightly", "1").await;
+    let run = wait_run(&schedules, "nightly", "exposed", "Succeeded", None).await;
+
+    // The owner sees it where they look: a Warning event on the Agent naming the classes.
+    let event = reverie_e2e::within(reverie_e2e::TIMEOUT, async {
+        loop {
+            if let Some(event) = agent_event(&ns, "exposed", "SuspectedInjection").await {
+                return event;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("a SuspectedInjection event on the Agent");
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    let note = event.note.unwrap_or_default();
+    assert!(note.contains(&run.job), "{note}");
+    assert!(note.contains("sessions"), "{note}");
+
+    // Whatever was proposed and applied automatically, nothing hostile reached memory.
+    let proposal_name = run.proposal.expect("the benign team rules are proposed");
+    let proposals = ns.api::<MemoryProposal>();
+    let proposal = wait_for(&proposals, &proposal_name, "Applied", has_condition("Applied", "True"))
+        .await
+        .unwrap();
+    let texts: Vec<String> = proposal
+        .spec
+        .changes
+        .iter()
+        .filter_map(|c| c.after.as_deref().map(str::to_lowercase))
+        .collect();
+    assert!(!texts.is_empty());
+    let memory = ns.api::<ConfigMap>().get("exposed-memory").await.unwrap();
+    let loaded = serde_json::to_string(&memory.data).unwrap().to_lowercase();
+    for item in &truth.items {
+        for marker in &item.markers {
+            assert!(
+                !texts.iter().any(|t| t.contains(marker.as_str())) && !loaded.contains(marker.as_str()),
+                "{} ({marker}) reached memory",
+                item.id
+            );
+        }
+    }
+    assert!(
+        truth
+            .controls
+            .iter()
+            .any(|c| c.markers.iter().any(|m| loaded.contains(m.as_str()))),
+        "the benign reviewer rules are learned"
+    );
+    drop(operator);
+    ns.delete().await.unwrap();
+    let _ = std::fs::remove_dir_all(&sessions);
+}

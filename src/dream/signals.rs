@@ -899,12 +899,10 @@ impl Miner {
                 continue;
             }
             let table = outcomes.table(&self.all_outcomes);
-            // Mean outcome with the sequence minus without (the success-rate difference when
-            // outcomes are 0 or 1).
             let (Some(with_mean), Some(without_mean)) = (outcomes.mean(), self.mean_without(outcomes)) else {
                 continue;
             };
-            let lift = with_mean - without_mean;
+            let lift = effect(&table, with_mean - without_mean);
             let p = self.significance(outcomes, &table, &all_sorted);
             if lift < MIN_LIFT || p >= SIGNIFICANCE {
                 continue;
@@ -973,7 +971,7 @@ impl Miner {
             else {
                 continue;
             };
-            let lift = with_mean - without_mean;
+            let lift = effect(&table, with_mean - without_mean);
             let p = self.significance(&outcomes.with, &table, &all_sorted);
             if lift < MIN_LIFT || p >= SIGNIFICANCE {
                 dropped += u32::from(lift.abs() >= MIN_LIFT);
@@ -1054,6 +1052,13 @@ impl Miner {
             .filter(|n| *n > 0)?;
         Some((self.all_outcomes.score - with.score) / f64::from(sessions))
     }
+}
+
+/// The outcome impact of a pattern: the larger of the success-rate difference and the mean-score
+/// difference (equal when outcomes are 0 or 1). Graded outcomes can show a real effect in either:
+/// all successes among mixed ones, or scores far above the rest.
+fn effect(table: &Table, mean_lift: f64) -> f64 {
+    table.lift().map_or(mean_lift, |rate_lift| rate_lift.max(mean_lift))
 }
 
 /// Strength from breadth: distinct sessions, and distinct tasks where labels allow.
