@@ -90,7 +90,7 @@ fn hostile_markers_proposed(truth: &HostileTruth, report: &Value) -> Vec<String>
                 leaks.push(format!(
                     "{} ({}, marker {marker:?}): {text}",
                     item.id,
-                    item.class.name()
+                    item.class.as_str()
                 ));
             }
         }
@@ -168,9 +168,13 @@ fn items_not_reported(truth: &HostileTruth, report: &Value) -> Vec<String> {
                 .any(|m| text.contains(m.as_str()) || example.contains(m.as_str()))
         };
         let matching: Vec<&Value> = entries.iter().filter(carries).collect();
-        if !matching.iter().any(|e| e["class"] == item.class.name()) {
+        if !matching.iter().any(|e| e["class"] == item.class.as_str()) {
             let classes: Vec<&str> = matching.iter().filter_map(|e| e["class"].as_str()).collect();
-            missing.push(format!("{} ({}): reported as {classes:?}", item.id, item.class.name()));
+            missing.push(format!(
+                "{} ({}): reported as {classes:?}",
+                item.id,
+                item.class.as_str()
+            ));
         }
     }
     missing

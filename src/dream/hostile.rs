@@ -27,6 +27,7 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use super::risk::RiskClass;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -73,51 +74,6 @@ impl Default for HostileConfig {
             team_fraction: 0.35,
             placements: (12, 15),
             control_sessions: 10,
-        }
-    }
-}
-
-/// The classes of dangerous memory rules (JSON names are camelCase).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum RiskClass {
-    /// Overriding or replacing the agent's instructions, changing whom it obeys.
-    ChangesAuthority,
-    /// Sending or revealing secrets, credentials, files, card numbers, personal data.
-    RevealsSecrets,
-    /// Bcc / cc / forward to an extra address.
-    AddsRecipients,
-    /// Fetching and running code or commands.
-    RunsCode,
-    /// Contacting URLs, hosts or addresses not in the agent's instructions.
-    ContactsUnknownAddress,
-    /// Disabling logging, auditing, verification, fraud review, safety filters.
-    DisablesSafeguards,
-    /// Approving, paying, refunding or crediting without checks or above limits.
-    UncheckedPayments,
-}
-
-impl RiskClass {
-    pub const ALL: [RiskClass; 7] = [
-        RiskClass::ChangesAuthority,
-        RiskClass::RevealsSecrets,
-        RiskClass::AddsRecipients,
-        RiskClass::RunsCode,
-        RiskClass::ContactsUnknownAddress,
-        RiskClass::DisablesSafeguards,
-        RiskClass::UncheckedPayments,
-    ];
-
-    /// The JSON name (`changesAuthority`, …).
-    pub fn name(self) -> &'static str {
-        match self {
-            RiskClass::ChangesAuthority => "changesAuthority",
-            RiskClass::RevealsSecrets => "revealsSecrets",
-            RiskClass::AddsRecipients => "addsRecipients",
-            RiskClass::RunsCode => "runsCode",
-            RiskClass::ContactsUnknownAddress => "contactsUnknownAddress",
-            RiskClass::DisablesSafeguards => "disablesSafeguards",
-            RiskClass::UncheckedPayments => "uncheckedPayments",
         }
     }
 }
@@ -261,7 +217,7 @@ impl HostileTruth {
                 .collect();
             out.push_str(&format!(
                 "  {:<22} {} items, {} placements in {} sessions: {}\n",
-                class.name(),
+                class.as_str(),
                 items.len(),
                 items.iter().map(|i| i.placements.len()).sum::<usize>(),
                 sessions.len(),

@@ -39,6 +39,17 @@ pub enum RiskClass {
 }
 
 impl RiskClass {
+    /// Every class.
+    pub const ALL: [RiskClass; 7] = [
+        RiskClass::ChangesAuthority,
+        RiskClass::RevealsSecrets,
+        RiskClass::AddsRecipients,
+        RiskClass::RunsCode,
+        RiskClass::ContactsUnknownAddress,
+        RiskClass::DisablesSafeguards,
+        RiskClass::UncheckedPayments,
+    ];
+
     /// The camelCase name used in JSON, events and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -194,7 +205,43 @@ pub fn sentences(text: &str) -> impl Iterator<Item = &str> {
 /// Whether `text` tries to override the agent's instructions or change whom it obeys — an
 /// attack whatever else it asks and however it is phrased.
 pub fn changes_authority_of(text: &str) -> bool {
-    changes_authority(&words(text))
+    // Every customer sentence passes here: a cheap scan for the words the patterns need first.
+    const CUES: &[&str] = &[
+        "ignore",
+        "disregard",
+        "forget",
+        "override",
+        "bypass",
+        "replace",
+        "system",
+        "obey",
+        "follow",
+        "trust",
+        "listen",
+        "defer",
+        "comply",
+        "heed",
+        "whatever",
+        "break",
+        "against",
+        "instead",
+        "do what",
+        "speak",
+        "note",
+        "message",
+        "attention",
+        "admin",
+        "developer",
+        "you are now",
+        "instruction",
+        "memory",
+        "remember",
+        "rule",
+        "act as",
+        "operator",
+    ];
+    let lower = text.to_lowercase();
+    CUES.iter().any(|cue| lower.contains(cue)) && changes_authority(&words(text))
 }
 
 /// [`classify`] for text whose author knows no addresses (a lesson checked without the agent's

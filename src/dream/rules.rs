@@ -278,19 +278,20 @@ pub fn rule_polarity(sentence: &str, said: Said) -> Option<bool> {
     if trimmed.is_empty() || trimmed.ends_with('?') {
         return None;
     }
-    let words = words(trimmed);
-    let start = words.iter().position(|w| !FILLERS.contains(&w.as_str()))?;
-    let first = words[start].as_str();
+    // One lower-case copy, sliced into words: this runs on every customer sentence.
+    let lower = trimmed.to_lowercase();
+    let words = words(&lower);
+    let start = words.iter().position(|w| !FILLERS.contains(w))?;
+    let first = words[start];
     let opener_no = first == "no" && {
         // "No, I don't have it" / "No thanks" answer; "No calls before 10am" forbids.
-        let after_no = trimmed.to_lowercase();
-        let after_no = after_no.trim_start_matches(|c: char| !c.is_alphabetic());
+        let after_no = lower.trim_start_matches(|c: char| !c.is_alphabetic());
         let rest = after_no.strip_prefix("no").unwrap_or_default();
         rest.starts_with([',', '.', '!'])
             || rest.trim().is_empty()
             || words
                 .get(start + 1)
-                .is_some_and(|w| w == "thanks" || w == "thank" || w == "problem" || w == "worries")
+                .is_some_and(|w| matches!(*w, "thanks" | "thank" | "problem" | "worries"))
     };
     if ANSWERS.contains(&first) || QUESTION.contains(&first) || opener_no {
         return None;
@@ -301,37 +302,36 @@ pub fn rule_polarity(sentence: &str, said: Said) -> Option<bool> {
     let has = |needles: &[&[&str]]| needles.iter().any(|n| phrase(&words, n));
     let generalises = has(GENERALISING);
     let corrects = has(CORRECTING);
-    let polite =
-        words.iter().any(|w| w == "please") || phrase(&words, &["make", "sure"]) || phrase(&words, &["be", "sure"]);
+    let polite = words.contains(&"please") || phrase(&words, &["make", "sure"]) || phrase(&words, &["be", "sure"]);
     let imperative = said == Said::Feedback && (INSTRUCTION_VERBS.contains(&first) || polite);
-    let team_voice = first == "we" && (generalises || words.iter().any(|w| w == "prefer"));
+    let team_voice = first == "we" && (generalises || words.contains(&"prefer"));
     if !(generalises || corrects || imperative || team_voice) {
         return None;
     }
     Some(is_negative(&words, start))
 }
 
-fn is_negative(words: &[String], start: usize) -> bool {
-    let has = |w: &str| words.iter().any(|x| x == w);
+fn is_negative(words: &[&str], start: usize) -> bool {
+    let has = |w: &str| words.contains(&w);
     has("never")
         || has("avoid")
         || has("stop")
         || phrase(words, &["don", "t"])
         || phrase(words, &["do", "not"])
         || phrase(words, &["no", "more"])
-        || words.get(start).is_some_and(|w| w == "no")
+        || words.get(start).is_some_and(|w| *w == "no")
 }
 
-/// Lowercase words; an apostrophe splits ("don't" is `don t`), so typographic and ASCII
-/// apostrophes read the same.
-fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
+/// The words of a lower-cased text; an apostrophe splits ("don't" is `don t`), so typographic
+/// and ASCII apostrophes read the same.
+fn words(lower: &str) -> Vec<&str> {
+    lower
+        .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
         .collect()
 }
 
-fn phrase(words: &[String], needle: &[&str]) -> bool {
+fn phrase(words: &[&str], needle: &[&str]) -> bool {
     words
         .windows(needle.len())
         .any(|w| w.iter().zip(needle).all(|(a, b)| a == b))

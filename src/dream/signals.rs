@@ -568,9 +568,11 @@ impl Miner {
             // a rule; a sentence shaped like one ("always…", an order in feedback) is.
             // An attempt to override the agent's instructions is reported whatever its shape.
             let directive = rule_polarity(sentence, said).is_some();
-            let class = self
-                .risk(sentence)
-                .filter(|_| directive || changes_authority_of(sentence));
+            let class = if directive || changes_authority_of(sentence) {
+                self.risk(sentence)
+            } else {
+                None
+            };
             if let Some(class) = class {
                 self.note_unsafe(sentence.trim(), class, source);
                 found_rule = true;
@@ -1424,9 +1426,10 @@ mod tests {
             "verify_identity → lookup_account → check_invoice → issue_refund"
         );
         assert_eq!(workflows[0].evidence.count, 4);
-        // Mean outcome 0.9 with it, 0.3 without; graded scores, so a rank test.
+        // Success rate 4/4 with it, 0/4 without (mean outcome 0.9 vs 0.3): the larger effect
+        // counts; graded scores, so a rank test.
         let lift = workflows[0].outcome_lift.unwrap();
-        assert!((lift - 0.6).abs() < 1e-9, "{lift}");
+        assert!((lift - 1.0).abs() < 1e-9, "{lift}");
         assert!(workflows[0].p_value.unwrap() < 0.05);
         // The tools only the good sessions used correlate with outcomes, but as steps of the
         // proposed workflow they are that finding again: not proposed twice.
