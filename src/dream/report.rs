@@ -261,3 +261,29 @@ impl Report {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_evidence_line_carries_the_numbers_behind_a_lesson() {
+        let evidence = EvidenceView {
+            count: 73,
+            sessions: vec!["s-1".into()],
+            tasks: Some(40),
+            numbers: Some("47 of 73 sessions with it succeeded vs 1 of 7 other sessions; p=0.015".into()),
+            segment: None,
+        };
+        assert_eq!(
+            evidence.line(),
+            "73 sessions, 40 tasks — 47 of 73 sessions with it succeeded vs 1 of 7 other sessions; p=0.015"
+        );
+        let scoped = EvidenceView {
+            count: 4,
+            segment: Some("tier=pro".into()),
+            ..EvidenceView::default()
+        };
+        assert_eq!(scoped.line(), "4 sessions, all labelled tier=pro");
+    }
+}

@@ -385,6 +385,21 @@ mod tests {
     }
 
     #[test]
+    fn evidence_shows_its_tasks_segment_and_numbers() {
+        let evidence: Evidence = serde_json::from_value(serde_json::json!({
+            "count": 15, "sessions": ["s-1", "s-2"], "tasks": 15, "segment": "model=gpt-4.1",
+            "numbers": "got past it in 15 of 15 sessions"
+        }))
+        .unwrap();
+        assert_eq!(
+            evidence_text(&evidence),
+            "15 sessions (e.g. s-1, s-2), 15 tasks, all labelled model=gpt-4.1 — got past it in 15 of 15 sessions"
+        );
+        let plain: Evidence = serde_json::from_value(serde_json::json!({"count": 3})).unwrap();
+        assert_eq!(evidence_text(&plain), "3 sessions");
+    }
+
+    #[test]
     fn multi_line_texts_keep_their_sign_on_every_line() {
         let mut out = String::new();
         lines(&mut out, "+ [lessons] ", "first\nsecond", |t: &str| t.to_string());
