@@ -533,6 +533,10 @@ impl Miner {
     }
 
     fn succeeded(&mut self, name: &str) {
+        // The common case, on the hot path: nothing failed in this session.
+        if self.current.pending.is_empty() {
+            return;
+        }
         let Some(&tool) = self.tool_ids.get(name) else { return };
         let mut at = 0;
         while at < self.current.pending.len() {
