@@ -205,43 +205,76 @@ pub fn sentences(text: &str) -> impl Iterator<Item = &str> {
 /// Whether `text` tries to override the agent's instructions or change whom it obeys — an
 /// attack whatever else it asks and however it is phrased.
 pub fn changes_authority_of(text: &str) -> bool {
-    // Every customer sentence passes here: a cheap scan for the words the patterns need first.
-    const CUES: &[&str] = &[
-        "ignore",
-        "disregard",
-        "forget",
-        "override",
-        "bypass",
-        "replace",
-        "system",
-        "obey",
-        "follow",
-        "trust",
-        "listen",
-        "defer",
-        "comply",
-        "heed",
-        "whatever",
-        "break",
-        "against",
-        "instead",
-        "do what",
-        "speak",
-        "note",
-        "message",
-        "attention",
-        "admin",
-        "developer",
-        "you are now",
-        "instruction",
-        "memory",
-        "remember",
-        "rule",
-        "act as",
-        "operator",
-    ];
-    let lower = text.to_lowercase();
-    CUES.iter().any(|cue| lower.contains(cue)) && changes_authority(&words(text))
+    // Every customer message passes here: one pass over its words for one the patterns need,
+    // before the patterns themselves.
+    let cue = text
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|w| w.len() >= 3)
+        .any(|w| {
+            let mut lower = [0u8; 12];
+            if w.len() > lower.len() {
+                return w.eq_ignore_ascii_case("instructions") || w.eq_ignore_ascii_case("administrator");
+            }
+            for (to, from) in lower.iter_mut().zip(w.bytes()) {
+                *to = from.to_ascii_lowercase();
+            }
+            matches!(
+                &lower[..w.len()],
+                b"ignore"
+                    | b"disregard"
+                    | b"forget"
+                    | b"override"
+                    | b"bypass"
+                    | b"replace"
+                    | b"system"
+                    | b"obey"
+                    | b"follow"
+                    | b"trust"
+                    | b"listen"
+                    | b"defer"
+                    | b"comply"
+                    | b"heed"
+                    | b"whatever"
+                    | b"break"
+                    | b"breaks"
+                    | b"against"
+                    | b"instead"
+                    | b"speak"
+                    | b"speaks"
+                    | b"note"
+                    | b"message"
+                    | b"attention"
+                    | b"admin"
+                    | b"developer"
+                    | b"instruction"
+                    | b"memory"
+                    | b"remember"
+                    | b"rule"
+                    | b"rules"
+                    | b"act"
+                    | b"operator"
+                    | b"operators"
+                    | b"what"
+                    | b"now"
+                    | b"treat"
+                    | b"even"
+                    | b"regardless"
+                    | b"lift"
+                    | b"lifts"
+                    | b"grant"
+                    | b"give"
+                    | b"assign"
+                    | b"elevate"
+                    | b"promote"
+                    | b"decide"
+                    | b"choose"
+                    | b"let"
+                    | b"remove"
+                    | b"suspend"
+                    | b"waive"
+            )
+        });
+    cue && changes_authority(&words(text))
 }
 
 /// [`classify`] for text whose author knows no addresses (a lesson checked without the agent's
