@@ -1,17 +1,12 @@
 //! `reverie dream` with no cluster: the embedded default anyone can try on a laptop.
 
+mod common;
+use common::reverie;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
-
-fn reverie(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_reverie"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("reverie runs")
-}
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sessions")

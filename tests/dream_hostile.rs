@@ -5,19 +5,14 @@
 //! source (`--team-sessions`). Each is reported as a suspected injection instead, while genuine
 //! reviewer rules are still proposed.
 
+mod common;
+use common::reverie;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use reverie::dream::hostile::{HostileTruth, TRUTH_FILE};
 use serde_json::Value;
-
-fn reverie(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_reverie"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("reverie runs")
-}
 
 fn json(output: &Output) -> Value {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
