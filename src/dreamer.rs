@@ -201,7 +201,7 @@ pub async fn run(
                     let published = crate::gitops::publish(git, &object).await.map_err(|e| e.to_string())?;
                     (object.name_any(), format!("{proposed}; {}", published.message()))
                 }
-                None => (create_proposal(&client, target, &object).await?, proposed),
+                None => (create_proposal(&client, target, object).await?, proposed),
             };
             Ok(RunReport {
                 result: "Proposed".into(),
@@ -325,10 +325,20 @@ fn owner_of(agent: &Agent) -> Result<OwnerReference, String> {
 /// run by a Job means a retried pod whose first attempt got as far as creating it. (The
 /// dreamer may not read proposals, so it cannot look; a person reusing a Job's name is the
 /// only other way, and the operator then sees a proposal without this Job as source.)
-async fn create_proposal(client: &Client, target: &Target<'_>, object: &MemoryProposal) -> Result<String, String> {
+async fn create_proposal(client: &Client, target: &Target<'_>, mut object: MemoryProposal) -> Result<String, String> {
     let api: Api<MemoryProposal> = Api::namespaced(client.clone(), target.namespace);
     let name = object.name_any();
-    match api.create(&PostParams::default(), object).await {
+    // The approval policy wants the creator on record; without it, a cluster that enforces the
+    // policy refuses the create with a message saying so.
+    match crate::kube_ext::whoami(client).await {
+        Ok(user) => {
+            object
+                .annotations_mut()
+                .insert(crate::api::memory_proposal::CREATED_BY_ANNOTATION.to_string(), user);
+        }
+        Err(e) => eprintln!("warning: proposal {name} will not record its creator: {e}"),
+    }
+    match api.create(&PostParams::default(), &object).await {
         Ok(created) => Ok(created.name_any()),
         Err(kube::Error::Api(status)) if status.code == 409 && target.job.is_some() => Ok(name),
         Err(e) => Err(format!("cannot create MemoryProposal {}/{name}: {e}", target.namespace)),

@@ -1,6 +1,7 @@
 //! Small Kubernetes helpers the controllers and the stores share: creating objects that never
 //! change once created, and reading what a finished Job says about itself.
 
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
@@ -16,6 +17,22 @@ where
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// The user the API server authenticates this client as (a SelfSubjectReview, Kubernetes 1.28+):
+/// the name an admission policy sees, whatever the kubeconfig calls its entry.
+pub async fn whoami(client: &kube::Client) -> Result<String, String> {
+    let api: Api<SelfSubjectReview> = Api::all(client.clone());
+    let review = api
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await
+        .map_err(|e| format!("the API server did not say who you are (SelfSubjectReview, Kubernetes 1.28+): {e}"))?;
+    review
+        .status
+        .and_then(|s| s.user_info)
+        .and_then(|u| u.username)
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| "the API server's SelfSubjectReview named no user".to_string())
 }
 
 /// Why a finished Job failed, as its `Failed` condition states it.

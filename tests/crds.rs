@@ -100,3 +100,30 @@ fn the_field_reference_is_generated_from_the_schemas() {
         assert!(generated.contains(field), "{field} is documented");
     }
 }
+
+#[test]
+fn every_schema_format_is_one_the_api_server_knows() {
+    fn formats(value: &serde_json::Value, found: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let (Some(serde_json::Value::String(format)), Some(_)) = (map.get("format"), map.get("type")) {
+                    found.push(format.clone());
+                }
+                map.values().for_each(|v| formats(v, found));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| formats(v, found)),
+            _ => {}
+        }
+    }
+    for crd in all_crds() {
+        let mut found = Vec::new();
+        formats(&serde_json::to_value(&crd).unwrap(), &mut found);
+        for format in found {
+            assert!(
+                reverie::api::KUBERNETES_FORMATS.contains(&format.as_str()),
+                "{}: format {format:?} makes kubectl apply warn",
+                crd.metadata.name.as_deref().unwrap_or_default()
+            );
+        }
+    }
+}

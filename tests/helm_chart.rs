@@ -55,8 +55,28 @@ fn run_helm(args: &[&str]) -> Output {
 }
 
 /// `helm template` of the chart with `--set` values; the output on success, stderr on failure.
+/// What a current API server serves that the chart asks `.Capabilities` about.
+const SERVED_APIS: &[&str] = &["admissionregistration.k8s.io/v1/ValidatingAdmissionPolicy"];
+
 fn template(set: &[&str]) -> Result<String, String> {
-    let mut args = vec!["template", "reverie", CHART, "--namespace", NAMESPACE];
+    template_on(SERVED_APIS, set)
+}
+
+/// `helm template` as if on a server serving `apis` (beyond Helm's built-in set).
+fn template_on(apis: &[&str], set: &[&str]) -> Result<String, String> {
+    // helm template assumes Kubernetes 1.20 unless told; the chart requires 1.33+.
+    let mut args = vec![
+        "template",
+        "reverie",
+        CHART,
+        "--namespace",
+        NAMESPACE,
+        "--kube-version",
+        "1.37.0",
+    ];
+    for api in apis {
+        args.extend(["--api-versions", api]);
+    }
     for value in set {
         args.extend(["--set", value]);
     }
@@ -70,7 +90,11 @@ fn template(set: &[&str]) -> Result<String, String> {
 
 /// The rendered objects (empty documents dropped).
 fn render(set: &[&str]) -> Vec<Value> {
-    let text = template(set).unwrap_or_else(|e| panic!("helm template {set:?} failed: {e}"));
+    render_on(SERVED_APIS, set)
+}
+
+fn render_on(apis: &[&str], set: &[&str]) -> Vec<Value> {
+    let text = template_on(apis, set).unwrap_or_else(|e| panic!("helm template {set:?} failed: {e}"));
     serde_yaml::Deserializer::from_str(&text)
         .map(|doc| Value::deserialize(doc).expect("helm template renders valid YAML"))
         .filter(|v| !v.is_null())
@@ -227,16 +251,26 @@ fn defaults_render_the_operator_hardened() {
         "Deployment",
         "Service",
         "PodDisruptionBudget",
-    ] {
-        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
-    }
-    for absent in [
-        "ServiceMonitor",
         "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding",
     ] {
-        assert!(!kinds.contains(&absent), "{absent} rendered by default");
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
     }
+    assert!(!kinds.contains(&"ServiceMonitor"), "ServiceMonitor rendered by default");
+    let off = render(&["approvalPolicy.enabled=false"]);
+    assert!(
+        kinds_of(&off)
+            .iter()
+            .all(|k| !k.starts_with("ValidatingAdmissionPolicy")),
+        "approvalPolicy.enabled=false leaves the policy out"
+    );
+    let unserved = render_on(&[], &[]);
+    assert!(
+        kinds_of(&unserved)
+            .iter()
+            .all(|k| !k.starts_with("ValidatingAdmissionPolicy")),
+        "left out where the server does not serve admissionregistration.k8s.io/v1 policies"
+    );
     // CRDs come from crds/ (installed by Helm, never templated, never upgraded or deleted).
     assert!(!kinds.contains(&"CustomResourceDefinition"));
 
@@ -478,7 +512,7 @@ fn non_default_values_render_what_they_ask_for() {
         strings(&policy["spec"]["matchConstraints"]["resourceRules"][0]["resources"]),
         ["memoryproposals"]
     );
-    let exempt = policy["spec"]["matchConditions"][1]["expression"].as_str().unwrap();
+    let exempt = policy["spec"]["matchConditions"][0]["expression"].as_str().unwrap();
     assert!(
         exempt.contains("'system:serviceaccount:flux-system:kustomize-controller'"),
         "{exempt}"
@@ -518,12 +552,22 @@ fn approval_policy_rules_match_config_rbac() {
         "approvalPolicy.enabled=true",
         "approvalPolicy.exemptServiceAccounts=null",
     ]);
-    let expression = one(&none, "ValidatingAdmissionPolicy")["spec"]["matchConditions"][1]["expression"]
+    let expression = one(&none, "ValidatingAdmissionPolicy")["spec"]["matchConditions"][0]["expression"]
         .as_str()
         .unwrap()
         .split_whitespace()
         .collect::<String>();
     assert_eq!(expression, "!(request.userInfo.usernamein[])");
+
+    let self_approval = render(&["approvalPolicy.allowSelfApproval=true"]);
+    let variables = one(&self_approval, "ValidatingAdmissionPolicy")["spec"]["variables"].clone();
+    let allow = variables
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "allowSelfApproval")
+        .unwrap();
+    assert_eq!(allow["expression"], "true");
 
     let warn = render(&[
         "approvalPolicy.enabled=true",
@@ -585,6 +629,7 @@ fn bad_values_fail_at_install() {
         ("approvalPolicy.enabled=yes", "enabled"),
         ("approvalPolicy.validationActions={Block}", "validationActions"),
         ("approvalPolicy.group=it's", "group"),
+        ("approvalPolicy.allowSelfApproval=maybe", "allowSelfApproval"),
         ("metrics.service.port=70000", "port"),
     ] {
         let error = template(&[set]).expect_err(set);

@@ -23,6 +23,10 @@ struct Request {
     query: String,
     content_type: String,
     body: Value,
+    /// The `Impersonate-User` header, empty when absent.
+    impersonate_user: String,
+    /// Every `Impersonate-Group` header, in order.
+    impersonate_groups: Vec<String>,
 }
 
 type Handler = dyn Fn(&Request) -> (u16, Value) + Send + Sync;
@@ -33,8 +37,29 @@ struct ApiServer {
     requests: Arc<Mutex<Vec<Request>>>,
 }
 
+/// Where the plugin asks who it is (SelfSubjectReview).
+const SELF_SUBJECT_REVIEWS: &str = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
+
+/// The user the scripted server authenticates the kubeconfig's token as. It differs from the
+/// kubeconfig's name for its user entry (`ana`), as it does with OIDC or cloud logins.
+const AUTHENTICATED: &str = "ana@example.com";
+
 impl ApiServer {
+    /// A server that says the caller is [`AUTHENTICATED`] and answers the rest with `handler`.
     fn start(handler: impl Fn(&Request) -> (u16, Value) + Send + Sync + 'static) -> Self {
+        Self::start_raw(move |request| {
+            if request.method == "POST" && request.path == SELF_SUBJECT_REVIEWS {
+                return (
+                    201,
+                    json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview",
+                           "status": {"userInfo": {"username": AUTHENTICATED, "groups": ["reviewers", "system:authenticated"]}}}),
+                );
+            }
+            handler(request)
+        })
+    }
+
+    fn start_raw(handler: impl Fn(&Request) -> (u16, Value) + Send + Sync + 'static) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -63,9 +88,12 @@ impl ApiServer {
         self.requests.lock().unwrap().clone()
     }
 
-    /// Requests other than GETs (what the command wrote).
+    /// Requests other than GETs and the question who the caller is (what the command wrote).
     fn writes(&self) -> Vec<Request> {
-        self.requests().into_iter().filter(|r| r.method != "GET").collect()
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method != "GET" && r.path != SELF_SUBJECT_REVIEWS)
+            .collect()
     }
 
     /// A kubeconfig for this server: user `ana`, namespace `team`.
@@ -97,6 +125,7 @@ fn read_request(stream: &mut std::net::TcpStream) -> Option<Request> {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let (path, query) = (path.to_string(), query.to_string());
     let mut headers = BTreeMap::new();
+    let mut impersonate_groups = Vec::new();
     loop {
         let mut header = String::new();
         reader.read_line(&mut header).ok()?;
@@ -105,7 +134,11 @@ fn read_request(stream: &mut std::net::TcpStream) -> Option<Request> {
             break;
         }
         if let Some((name, value)) = header.split_once(':') {
-            headers.insert(name.trim().to_lowercase(), value.trim().to_string());
+            let name = name.trim().to_lowercase();
+            if name == "impersonate-group" {
+                impersonate_groups.push(value.trim().to_string());
+            }
+            headers.insert(name, value.trim().to_string());
         }
     }
     let length: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
@@ -117,6 +150,8 @@ fn read_request(stream: &mut std::net::TcpStream) -> Option<Request> {
         query,
         content_type: headers.get("content-type").cloned().unwrap_or_default(),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        impersonate_user: headers.get("impersonate-user").cloned().unwrap_or_default(),
+        impersonate_groups,
     })
 }
 
@@ -202,7 +237,7 @@ fn proposal_server(object: Value, patch_answer: Option<(u16, Value)>) -> ApiServ
 }
 
 #[test]
-fn approve_writes_the_decision_the_digest_and_the_kubeconfig_user_bound_to_the_version_read() {
+fn approve_writes_the_decision_the_digest_and_the_authenticated_user_bound_to_the_version_read() {
     let object = proposal("p", json!({}));
     let digest = object["status"]["digest"].as_str().unwrap().to_string();
     let server = proposal_server(object, None);
@@ -210,8 +245,9 @@ fn approve_writes_the_decision_the_digest_and_the_kubeconfig_user_bound_to_the_v
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(
         stdout(&output),
-        format!("memoryproposal/p approved by ana (digest {digest})\n")
+        format!("memoryproposal/p approved by {AUTHENTICATED} (digest {digest})\n")
     );
+    assert_eq!(stderr(&output), format!("approving as {AUTHENTICATED}\n"));
     let writes = server.writes();
     assert_eq!(writes.len(), 1);
     assert_eq!(writes[0].method, "PATCH");
@@ -219,8 +255,53 @@ fn approve_writes_the_decision_the_digest_and_the_kubeconfig_user_bound_to_the_v
     assert_eq!(
         writes[0].body,
         json!({"metadata": {"resourceVersion": "42"},
-               "spec": {"approval": {"decision": "Approved", "digest": digest, "reviewer": "ana", "comment": "matches what I see"}}})
+               "spec": {"approval": {"decision": "Approved", "digest": digest, "reviewer": AUTHENTICATED, "comment": "matches what I see"}}})
     );
+}
+
+#[test]
+fn a_server_that_cannot_say_who_you_are_gets_no_decision() {
+    let object = proposal("p", json!({}));
+    let server = ApiServer::start_raw(move |request| match (request.method.as_str(), request.path.as_str()) {
+        ("GET", path) if path == format!("{PROPOSALS}/p") => (200, object.clone()),
+        _ => not_found(),
+    });
+    let output = kubectl_dream(&server, &["approve", "p"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.starts_with("error: cannot tell who you are, so nothing was written: the API server did not say who you are (SelfSubjectReview, Kubernetes 1.28+)"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(server.writes().is_empty());
+}
+
+#[test]
+fn as_and_as_group_impersonate_like_kubectl() {
+    let object = proposal("p", json!({}));
+    let server = proposal_server(object, None);
+    let output = kubectl_dream(
+        &server,
+        &[
+            "approve",
+            "p",
+            "--as",
+            "rita",
+            "--as-group",
+            "leads",
+            "--as-group",
+            "sre",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let requests = server.requests();
+    assert!(!requests.is_empty());
+    for request in &requests {
+        assert_eq!(request.impersonate_user, "rita", "{request:?}");
+        assert_eq!(request.impersonate_groups, ["leads", "sre"], "{request:?}");
+    }
 }
 
 #[test]
@@ -247,7 +328,9 @@ fn a_proposal_changed_since_it_was_read_is_a_conflict() {
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         stderr(&output),
-        "error: the proposal changed since you read it; run `kubectl dream diff p -n team` again\n"
+        format!(
+            "approving as {AUTHENTICATED}\nerror: the proposal changed since you read it; run `kubectl dream diff p -n team` again\n"
+        )
     );
 }
 

@@ -2,13 +2,16 @@
 # Shared settings and helpers for the reverie local control-plane scripts.
 # Sourced by install-deps.sh, up.sh and down.sh; not meant to be run directly.
 
-REVERIE_K8S_VERSION="v1.20.2"
+# The Kubernetes release the local control plane runs. One variable: set it in the environment
+# to try another release by hand (install-deps.sh retargets the build module at it).
+REVERIE_K8S_VERSION="${REVERIE_K8S_VERSION:-v1.37.2}"
 
 REVERIE_CACHE="${REVERIE_CACHE:-$HOME/.cache/reverie}"
 K8S_BIN_DIR="$REVERIE_CACHE/k8s-$REVERIE_K8S_VERSION"
 KUBE_APISERVER_BIN="$K8S_BIN_DIR/kube-apiserver"
 KUBE_CONTROLLER_MANAGER_BIN="$K8S_BIN_DIR/kube-controller-manager"
-ETCD_BIN="${REVERIE_ETCD_BIN:-/usr/bin/etcd}"
+ETCD_BIN="$K8S_BIN_DIR/etcd"
+KUBECTL_BIN="$K8S_BIN_DIR/kubectl"
 
 STATE="${REVERIE_CLUSTER_DIR:-$REVERIE_CACHE/cluster}"
 
@@ -25,6 +28,12 @@ NODE_NAME="reverie-node"
 
 # Components in start order; down.sh stops them in reverse.
 COMPONENTS=(etcd kube-apiserver kube-controller-manager process-node)
+
+# The minor of $REVERIE_K8S_VERSION ("v1.37.2" → 37).
+k8s_minor() {
+    local minor=${REVERIE_K8S_VERSION#v1.}
+    printf '%s\n' "${minor%%.*}"
+}
 
 log() { printf '[reverie-cluster] %s\n' "$*" >&2; }
 die() {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Starts a throwaway local Kubernetes v1.20.2 control plane on 127.0.0.1:
+# Starts a throwaway local Kubernetes control plane ($REVERIE_K8S_VERSION) on 127.0.0.1:
 # etcd + kube-apiserver + kube-controller-manager (and, if $PROCESS_NODE_BIN is
 # set, reverie's process node). All state lives in $REVERIE_CLUSTER_DIR.
-# Stdout: exactly one line, `export KUBECONFIG=<path>`. Everything else: stderr.
+# Stdout: two lines to eval, `export KUBECONFIG=<path>` and `export PATH=<k8s bin dir>:"$PATH"`.
+# Everything else: stderr.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,9 +22,14 @@ mkdir -p "$STATE/logs" "$STATE/pids"
 exec 9>"$STATE/.up.lock"
 flock -n 9 || die "another up.sh is running against $STATE"
 
-print_export() { printf 'export KUBECONFIG=%s\n' "$KUBECONFIG_FILE"; }
+# What the caller evals: the admin kubeconfig, and the kubectl of the server's version first on PATH.
+print_export() {
+    printf 'export KUBECONFIG=%s\n' "$KUBECONFIG_FILE"
+    # shellcheck disable=SC2016 # $PATH is expanded by the caller's eval
+    printf 'export PATH=%s:"$PATH"\n' "$K8S_BIN_DIR"
+}
 
-kc() { kubectl --kubeconfig "$KUBECONFIG_FILE" --request-timeout=5s "$@"; }
+kc() { "$KUBECTL_BIN" --kubeconfig "$KUBECONFIG_FILE" --request-timeout=5s "$@"; }
 
 api_ready() {
     [[ -r "$TOKEN_FILE" && -r "$PKI/ca.crt" ]] || return 1
@@ -39,11 +45,14 @@ kcm_healthy() {
         grep -qx ok
 }
 default_sa_ready() {
-    # The ServiceAccount admission plugin (1.20) refuses pods until the SA has
-    # its token secret, so wait for that too.
-    local secrets
-    secrets=$(kc get serviceaccount default -n default -o 'jsonpath={.secrets[*].name}' 2>/dev/null) || return 1
-    [[ -n "$secrets" ]]
+    # The ServiceAccount admission plugin refuses pods until their ServiceAccount exists;
+    # kube-controller-manager creates `default` in each namespace.
+    kc get serviceaccount default -n default -o name >/dev/null 2>&1
+}
+# The server's own account of its version, as clients see it.
+server_version() {
+    curl -fsS --max-time 3 --cacert "$PKI/ca.crt" -H "Authorization: Bearer $(cat "$TOKEN_FILE")" \
+        "$API_URL/version" 2>/dev/null | sed -n 's/.*"gitVersion": *"\([^"]*\)".*/\1/p'
 }
 node_ready() {
     local status
@@ -126,7 +135,7 @@ start_process_node() {
 # ---------------------------------------------------------------------------
 if component_running etcd && component_running kube-apiserver &&
     component_running kube-controller-manager && api_ready; then
-    log "control plane from $STATE is already running and healthy ($API_URL)"
+    log "control plane from $STATE is already running and healthy: Kubernetes $(server_version) at $API_URL"
     if [[ -n "${PROCESS_NODE_BIN:-}" ]]; then
         if component_running process-node; then
             log "process node already running"
@@ -150,7 +159,7 @@ done
 # ---------------------------------------------------------------------------
 # Dependencies
 # ---------------------------------------------------------------------------
-bash "$SCRIPT_DIR/install-deps.sh" >&2 9>&- || die "install-deps.sh failed"
+bash "$SCRIPT_DIR/install-deps.sh" >/dev/null 9>&- || die "install-deps.sh failed"
 
 for p in "$ETCD_PORT" "$ETCD_PEER_PORT" "$APISERVER_PORT" "$KCM_PORT"; do
     if port_in_use "$p"; then
@@ -266,7 +275,6 @@ start_daemon kube-apiserver "$KUBE_APISERVER_BIN" \
     --bind-address 127.0.0.1 \
     --advertise-address 127.0.0.1 \
     --secure-port "$APISERVER_PORT" \
-    --insecure-port 0 \
     --cert-dir "$PKI/apiserver-generated" \
     --tls-cert-file "$PKI/serving.crt" \
     --tls-private-key-file "$PKI/serving.key" \
@@ -286,7 +294,7 @@ start_daemon kube-apiserver "$KUBE_APISERVER_BIN" \
     --service-account-key-file "$PKI/sa.pub" \
     --api-audiences https://kubernetes.default.svc.cluster.local \
     --service-cluster-ip-range 10.0.0.0/24 \
-    --enable-admission-plugins NamespaceLifecycle,LimitRanger,ServiceAccount,DefaultTolerationSeconds,Priority,ResourceQuota,NodeRestriction,MutatingAdmissionWebhook,ValidatingAdmissionWebhook \
+    --enable-admission-plugins NodeRestriction \
     --endpoint-reconciler-type none \
     --allow-privileged=true \
     --profiling=false
@@ -302,7 +310,6 @@ start_daemon kube-controller-manager "$KUBE_CONTROLLER_MANAGER_BIN" \
     --authorization-kubeconfig "$STATE/kube-controller-manager.kubeconfig" \
     --bind-address 127.0.0.1 \
     --secure-port "$KCM_PORT" \
-    --port 0 \
     --cert-dir "$PKI/kcm-generated" \
     --tls-cert-file "$PKI/serving.crt" \
     --tls-private-key-file "$PKI/serving.key" \
@@ -320,7 +327,7 @@ wait_healthy kube-controller-manager "$START_TIMEOUT" kcm_healthy
 log "kube-controller-manager healthy on 127.0.0.1:$KCM_PORT"
 
 CURRENT=kube-controller-manager
-log "waiting for ServiceAccount default/default and its token"
+log "waiting for ServiceAccount default/default"
 wait_healthy kube-controller-manager "$START_TIMEOUT" default_sa_ready
 CURRENT=""
 
@@ -328,5 +335,5 @@ if [[ -n "${PROCESS_NODE_BIN:-}" ]]; then
     start_process_node
 fi
 
-log "control plane up ($API_URL, state in $STATE)"
+log "control plane up: Kubernetes $(server_version) at $API_URL (state in $STATE)"
 print_export

@@ -139,18 +139,9 @@ pub async fn install_crds(client: &Client) -> Result<Vec<String>> {
             serde_yaml::from_str(&yaml).with_context(|| format!("parsing {}", path.display()))?;
         let crd: CustomResourceDefinition = serde_json::from_value(value)?;
         let name = crd.name_any();
-        // Create or replace rather than server-side apply: API servers older than 1.25 reject
-        // the CEL `x-kubernetes-validations` under server-side apply, but accept (and drop)
-        // them on create/update, which is what `kubectl create`/`replace` and Helm do.
-        match api.get_opt(&name).await? {
-            None => api.create(&PostParams::default(), &crd).await.map(|_| ()),
-            Some(existing) => {
-                let mut crd = crd;
-                crd.metadata.resource_version = existing.resource_version();
-                api.replace(&name, &PostParams::default(), &crd).await.map(|_| ())
-            }
-        }
-        .with_context(|| format!("installing {}", path.display()))?;
+        api.patch(&name, &PatchParams::apply("reverie-e2e").force(), &Patch::Apply(&crd))
+            .await
+            .with_context(|| format!("installing {}", path.display()))?;
         names.push(name);
     }
     for name in &names {

@@ -25,6 +25,16 @@ fn the_demo_installs_the_chart_and_a_dream_is_approved_and_applied() {
         .env("DEMO_NAMESPACE", namespace)
         .output()
         .expect("bash runs");
+    // The chart installs the approval policy where the server serves it (every supported one).
+    let policy = run(
+        "kubectl",
+        &[
+            "get",
+            "validatingadmissionpolicy,validatingadmissionpolicybinding",
+            "-o",
+            "name",
+        ],
+    );
     // Remove what the demo installed before judging it, so a failure leaves no operator behind.
     let uninstall = run(&helm, &["uninstall", "reverie", "-n", "reverie-system", "--wait"]);
     run(
@@ -34,6 +44,16 @@ fn the_demo_installs_the_chart_and_a_dream_is_approved_and_applied() {
     let stdout = String::from_utf8_lossy(&demo.stdout);
     let stderr = String::from_utf8_lossy(&demo.stderr);
     assert!(demo.status.success(), "the demo failed:\n{stderr}\n{stdout}");
+    let policy = String::from_utf8_lossy(&policy.stdout);
+    assert!(
+        policy.contains("validatingadmissionpolicy.admissionregistration.k8s.io/reverie-approval")
+            && policy.contains("validatingadmissionpolicybinding.admissionregistration.k8s.io/reverie-approval"),
+        "the chart installed the approval policy: {policy}"
+    );
+    assert!(
+        stdout.contains("approving as ") || stderr.contains("approving as "),
+        "{stderr}"
+    );
     assert!(stderr.contains("Installing reverie with its Helm chart"), "{stderr}");
     assert!(stdout.contains("approved by"), "kubectl dream approve ran:\n{stdout}");
     assert!(

@@ -3,6 +3,7 @@
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::Api;
 use kube::api::PostParams;
 use reverie::api::Agent;
 use reverie_e2e::{TestNamespace, apply, client, install_crds, wait_for};
@@ -162,4 +163,114 @@ async fn a_pod_uses_its_own_service_account_and_rbac() {
         allowed.status
     );
     ns.delete().await.unwrap();
+}
+
+/// `kubectl`: the one e2e/cluster/install-deps.sh puts first on PATH.
+fn kubectl(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("kubectl")
+        .args(args)
+        .output()
+        .expect("kubectl is installed by e2e/cluster/install-deps.sh")
+}
+
+/// The CEL rules in a CRD's schema, wherever they sit.
+fn cel_rules(value: &serde_json::Value, found: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, inner) in map {
+                if key == "x-kubernetes-validations" {
+                    for rule in inner.as_array().into_iter().flatten() {
+                        found.push(rule["rule"].as_str().unwrap_or_default().to_string());
+                    }
+                } else {
+                    cel_rules(inner, found);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| cel_rules(v, found)),
+        _ => {}
+    }
+}
+
+/// A reverie CRD renamed into `group` with distinct names (kind, plural, no short names or
+/// categories), so that while it exists `kubectl get agents` and friends still mean reverie's.
+fn renamed(crd: &mut serde_json::Value, group: &str) {
+    let names = &mut crd["spec"]["names"];
+    let kind = format!("{}Copy", names["kind"].as_str().unwrap());
+    let plural = format!("{}copies", names["singular"].as_str().unwrap());
+    *names = json!({"kind": kind, "listKind": format!("{kind}List"), "plural": plural,
+                    "singular": kind.to_lowercase()});
+    crd["spec"]["group"] = json!(group);
+    crd["metadata"] = json!({"name": format!("{plural}.{group}")});
+}
+
+/// Deletes the named CRDs when dropped, so a failed test leaves none behind.
+struct CrdCleanup(Vec<String>);
+
+impl Drop for CrdCleanup {
+    fn drop(&mut self) {
+        if !self.0.is_empty() {
+            let mut args = vec!["delete", "crd", "--ignore-not-found", "--wait=false"];
+            args.extend(self.0.iter().map(String::as_str));
+            kubectl(&args);
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_crds_install_with_plain_and_server_side_kubectl_apply_and_keep_their_cel_rules() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let client = client().await;
+    let crds = Api::<CustomResourceDefinition>::all(client.clone());
+    // Copies under a group of their own, so the CRDs are created (where the CEL cost budget is
+    // checked) without touching the reverie.dev CRDs the other tests use.
+    let suffix = std::process::id();
+    for (mode, extra) in [("plain", None), ("server-side", Some("--server-side"))] {
+        let group = format!("{mode}-{suffix}.e2e.reverie.dev");
+        let dir = std::env::temp_dir().join(format!("reverie-crds-{mode}-{suffix}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut expected = Vec::new();
+        let mut cleanup = CrdCleanup(Vec::new());
+        for entry in std::fs::read_dir(reverie_e2e::repo_root().join("crds")).unwrap() {
+            let path = entry.unwrap().path();
+            let mut crd: serde_json::Value = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            renamed(&mut crd, &group);
+            cel_rules(&crd["spec"], &mut expected);
+            cleanup.0.push(crd["metadata"]["name"].as_str().unwrap().to_string());
+            std::fs::write(
+                dir.join(path.file_name().unwrap()),
+                serde_yaml::to_string(&crd).unwrap(),
+            )
+            .unwrap();
+        }
+        assert!(!expected.is_empty(), "the CRDs carry CEL rules");
+        let dir_arg = dir.to_str().unwrap();
+        let mut args = vec!["apply", "-f", dir_arg];
+        args.extend(extra);
+        let applied = kubectl(&args);
+        let stderr = String::from_utf8_lossy(&applied.stderr);
+        assert!(applied.status.success(), "kubectl {args:?}: {stderr}");
+        assert!(stderr.trim().is_empty(), "kubectl {args:?} warned: {stderr}");
+
+        let mut served = Vec::new();
+        for name in &cleanup.0 {
+            let crd = reverie_e2e::within(
+                reverie_e2e::TIMEOUT,
+                kube::runtime::wait::await_condition(
+                    crds.clone(),
+                    name,
+                    kube::runtime::wait::conditions::is_crd_established(),
+                ),
+            )
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("the CRD exists");
+            cel_rules(&serde_json::to_value(&crd.spec).unwrap(), &mut served);
+        }
+        expected.sort();
+        served.sort();
+        assert_eq!(served, expected, "{mode}: the API server kept every CEL rule");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

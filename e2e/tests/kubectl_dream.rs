@@ -2,14 +2,14 @@
 //! proposal's diff, approves or rejects it (bound to the digest the operator recorded, signed
 //! with the kubeconfig user), cannot decide twice, edits a proposal into a superseding one,
 //! triggers a dream now, reads the revision history and rolls back through the same approval
-//! path.
+//! path; and, with the approval admission policy installed, approvals are bound to who the API
+//! server says the caller is (impersonated users).
 
 use std::path::PathBuf;
 use std::process::Output;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::PostParams;
-use kube::config::Kubeconfig;
 use kube::{Api, ResourceExt};
 use reverie::api::memory_proposal::{ChangeOp, Decision, Phase};
 use reverie::api::{Agent, DreamSchedule, MemoryProposal};
@@ -57,9 +57,20 @@ fn ok(output: &Output) -> String {
     stdout(output)
 }
 
-/// Asserts exit code 1 with one `error:` line, and returns it.
+/// Asserts exit code 1 with one `error:` line (after the "approving as" line, if the write was
+/// tried), and returns it.
 fn fails(output: &Output) -> String {
-    let err = stderr(output);
+    let full = stderr(output);
+    let err = full
+        .strip_prefix(
+            full.lines()
+                .next()
+                .filter(|l| l.contains("ing as "))
+                .unwrap_or_default(),
+        )
+        .unwrap_or(&full)
+        .trim_start()
+        .to_string();
     assert_eq!(
         output.status.code(),
         Some(1),
@@ -71,12 +82,12 @@ fn fails(output: &Output) -> String {
     err.trim_end().to_string()
 }
 
-/// The user of the kubeconfig's current context: the reviewer the plugin records.
-fn kubeconfig_user() -> String {
-    let kubeconfig = Kubeconfig::read().expect("KUBECONFIG is readable");
-    reverie::cli::kubectl_dream::context_user(&kubeconfig, None)
-        .or_else(|| std::env::var("USER").ok())
-        .expect("a reviewer name")
+/// The user the API server authenticates the test's kubeconfig as: the reviewer the plugin
+/// records.
+async fn authenticated_user() -> String {
+    reverie::kube_ext::whoami(&client().await)
+        .await
+        .expect("the API server says who we are")
 }
 
 fn agent(name: &str, instructions: &str, labels: Value) -> Agent {
@@ -176,8 +187,8 @@ async fn a_reviewer_diffs_approves_rejects_and_edits_and_decisions_are_final() {
     let approve_line = format!("kubectl dream approve support-a -n {n} --digest {digest}");
     assert!(diff.trim_end().ends_with(&approve_line), "{diff}");
 
-    // Approve exactly what was shown.
-    let out = ok(&kubectl_dream(
+    // Approve exactly what was shown, as the user the API server knows, said before writing.
+    let approved = kubectl_dream(
         n,
         &[
             "approve",
@@ -189,8 +200,10 @@ async fn a_reviewer_diffs_approves_rejects_and_edits_and_decisions_are_final() {
         ],
         &[],
     )
-    .await);
-    let reviewer = kubeconfig_user();
+    .await;
+    let out = ok(&approved);
+    let reviewer = authenticated_user().await;
+    assert_eq!(stderr(&approved), format!("approving as {reviewer}\n"));
     assert_eq!(
         out,
         format!("memoryproposal/support-a approved by {reviewer} (digest {digest})\n")
@@ -385,7 +398,7 @@ async fn history_and_a_rollback_that_goes_through_approval() {
     assert!(memory_md(&configmaps.get("notes-memory").await.unwrap()).contains("Use bullet points."));
 
     // History: the current revision marked, the proposal and reviewer of revision 3.
-    let reviewer = kubeconfig_user();
+    let reviewer = authenticated_user().await;
     let history = ok(&kubectl_dream(n, &["history", "notes"], &[]).await);
     let rows: Vec<Vec<&str>> = history
         .lines()
@@ -464,6 +477,295 @@ async fn history_and_a_rollback_that_goes_through_approval() {
         "{err}"
     );
 
+    drop(operator);
+    ns.delete().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The approval policy (config/rbac/approval-policy.yaml) on the API server, with impersonation.
+
+/// A client that impersonates `user` in `groups`, as `kubectl --as --as-group` does.
+async fn client_as(user: &str, groups: &[&str]) -> kube::Client {
+    let mut config = kube::Config::infer().await.expect("KUBECONFIG");
+    config.auth_info.impersonate = Some(user.to_string());
+    config.auth_info.impersonate_groups = (!groups.is_empty()).then(|| groups.iter().map(|g| g.to_string()).collect());
+    kube::Client::try_from(config).unwrap()
+}
+
+/// The YAML documents of `config/rbac/<file>`.
+fn rbac_documents(file: &str) -> Vec<Value> {
+    let path = reverie_e2e::repo_root().join("config/rbac").join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
+        .filter(|v: &Value| !v.is_null())
+        .collect()
+}
+
+/// The shipped policy, the reviewer ClusterRole and the bindings of this test, installed under
+/// names of this namespace and bound to it alone, so no other test (and no leftover) sees them.
+struct PolicyFixture {
+    client: kube::Client,
+    suffix: String,
+}
+
+impl PolicyFixture {
+    async fn install(client: &kube::Client, namespace: &str) -> PolicyFixture {
+        use k8s_openapi::api::admissionregistration::v1::{
+            ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+        };
+        use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
+        let fixture = PolicyFixture {
+            client: client.clone(),
+            suffix: namespace.to_string(),
+        };
+        let docs = rbac_documents("approval-policy.yaml");
+        let mut policy: ValidatingAdmissionPolicy = serde_json::from_value(docs[0].clone()).unwrap();
+        policy.metadata.name = Some(fixture.policy_name());
+        let mut binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(docs[1].clone()).unwrap();
+        binding.metadata.name = Some(fixture.policy_name());
+        let mut binding_json = serde_json::to_value(&binding).unwrap();
+        binding_json["spec"]["policyName"] = json!(fixture.policy_name());
+        binding_json["spec"]["matchResources"] =
+            json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}});
+        let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(binding_json).unwrap();
+        apply(&Api::all(client.clone()), &policy).await.unwrap();
+        apply(&Api::all(client.clone()), &binding).await.unwrap();
+
+        let mut reviewer: ClusterRole =
+            serde_json::from_value(rbac_documents("reviewer-clusterrole.yaml")[0].clone()).unwrap();
+        reviewer.metadata.name = Some(fixture.reviewer_role());
+        apply(&Api::all(client.clone()), &reviewer).await.unwrap();
+        // Writers may create and patch proposals (RBAC) but hold no `approve`.
+        let writer: Role = serde_json::from_value(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "proposal-writer"},
+            "rules": [{"apiGroups": ["reverie.dev"], "resources": ["memoryproposals", "agents"],
+                       "verbs": ["get", "list", "watch", "create", "patch", "update"]}]
+        }))
+        .unwrap();
+        apply(&Api::namespaced(client.clone(), namespace), &writer)
+            .await
+            .unwrap();
+        let bind = |name: &str, kind: &str, role: &str, subject_kind: &str, subject: &str| -> RoleBinding {
+            serde_json::from_value(json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": name},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": subject_kind, "name": subject}]
+            }))
+            .unwrap()
+        };
+        let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), namespace);
+        apply(
+            &bindings,
+            &bind("rita-reviews", "ClusterRole", &fixture.reviewer_role(), "User", "rita"),
+        )
+        .await
+        .unwrap();
+        apply(
+            &bindings,
+            &bind("group-writes", "Role", "proposal-writer", "Group", "reverie-reviewers"),
+        )
+        .await
+        .unwrap();
+        apply(&bindings, &bind("wes-writes", "Role", "proposal-writer", "User", "wes"))
+            .await
+            .unwrap();
+        fixture.wait_enforced(namespace).await;
+        fixture
+    }
+
+    fn policy_name(&self) -> String {
+        format!("reverie-approval-{}", self.suffix)
+    }
+
+    fn reviewer_role(&self) -> String {
+        format!("reverie-reviewer-{}", self.suffix)
+    }
+
+    /// Policies take effect asynchronously: waits until a create without the creator annotation
+    /// is refused (a server-side dry run, so nothing is written).
+    async fn wait_enforced(&self, namespace: &str) {
+        let api: Api<MemoryProposal> = Api::namespaced(self.client.clone(), namespace);
+        let probe: MemoryProposal = serde_json::from_value(json!({
+            "apiVersion": "reverie.dev/v1alpha1", "kind": "MemoryProposal", "metadata": {"name": "probe"},
+            "spec": {"agentRef": {"name": "none"}, "baseRevision": 1, "baseDigest": "sha256:0", "summary": "probe",
+                     "changes": [{"op": "Add", "section": "lessons", "after": "probe",
+                                  "evidence": {"count": 1, "sessions": ["s"]}}]}
+        }))
+        .unwrap();
+        let dry_run = PostParams {
+            dry_run: true,
+            ..PostParams::default()
+        };
+        reverie_e2e::within(std::time::Duration::from_secs(60), async {
+            loop {
+                if api.create(&dry_run, &probe).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        })
+        .await
+        .expect("the approval policy takes effect within a minute");
+    }
+
+    async fn remove(self) {
+        use k8s_openapi::api::admissionregistration::v1::{
+            ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+        };
+        use k8s_openapi::api::rbac::v1::ClusterRole;
+        let dp = kube::api::DeleteParams::default();
+        Api::<ValidatingAdmissionPolicyBinding>::all(self.client.clone())
+            .delete(&self.policy_name(), &dp)
+            .await
+            .unwrap();
+        Api::<ValidatingAdmissionPolicy>::all(self.client.clone())
+            .delete(&self.policy_name(), &dp)
+            .await
+            .unwrap();
+        Api::<ClusterRole>::all(self.client.clone())
+            .delete(&self.reviewer_role(), &dp)
+            .await
+            .unwrap();
+    }
+}
+
+/// `proposal` with its creator on record, as the dream pods and `kubectl dream` write it.
+fn created_by(mut proposal: MemoryProposal, user: &str) -> MemoryProposal {
+    proposal.annotations_mut().insert(
+        reverie::api::memory_proposal::CREATED_BY_ANNOTATION.to_string(),
+        user.to_string(),
+    );
+    proposal
+}
+
+fn refused_with(result: Result<MemoryProposal, kube::Error>, says: &str) {
+    match result {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 403, "{status:?}");
+            assert!(
+                status.message.contains(says),
+                "{:?} does not say {says:?}",
+                status.message
+            );
+        }
+        other => panic!("expected a denial saying {says:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn approvals_are_bound_to_the_user_the_api_server_authenticates() {
+    let client = client().await;
+    install_crds(&client).await.unwrap();
+    let ns = TestNamespace::create(&client, "approvals").await.unwrap();
+    let n = ns.name.as_str();
+    let operator = OperatorProcess::start(n, "approvals").await.unwrap();
+    let agents = ns.api::<Agent>();
+    apply(&agents, &agent("support", "Help customers with billing.", json!({})))
+        .await
+        .unwrap();
+    let support = wait_revision(&agents, "support", 1).await;
+    let fixture = PolicyFixture::install(&client, n).await;
+    let admin = authenticated_user().await;
+    let proposals = ns.api::<MemoryProposal>();
+
+    // A creator is on record, as the requesting user: missing or forged, the create is refused.
+    let missing = proposals
+        .create(
+            &PostParams::default(),
+            &proposal("support-x", &support, "Greet warmly."),
+        )
+        .await;
+    refused_with(
+        missing,
+        &format!("set metadata.annotations[\"reverie.dev/created-by\"] to \"{admin}\""),
+    );
+    let forged = created_by(proposal("support-x", &support, "Greet warmly."), "rita");
+    refused_with(
+        proposals.create(&PostParams::default(), &forged).await,
+        "records who created it",
+    );
+    for (name, lesson) in [
+        ("support-a", "Look accounts up by billing id, not email."),
+        ("support-b", "Always escalate refunds."),
+        ("support-c", "Retry the invoice API after a 429."),
+    ] {
+        let proposal = created_by(proposal(name, &support, lesson), &admin);
+        proposals.create(&PostParams::default(), &proposal).await.unwrap();
+    }
+    let rewrite = json!({"metadata": {"annotations": {"reverie.dev/created-by": "somebody-else"}}});
+    refused_with(
+        proposals
+            .patch(
+                "support-a",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&rewrite),
+            )
+            .await,
+        "cannot change",
+    );
+
+    // A holder of the reviewer role approves as herself: applied, with her name on it.
+    let digest = wait_digest(&proposals, "support-a").await;
+    let approved = kubectl_dream(n, &["approve", "support-a", "--as", "rita", "--digest", &digest], &[]).await;
+    assert_eq!(
+        ok(&approved),
+        format!("memoryproposal/support-a approved by rita (digest {digest})\n")
+    );
+    assert_eq!(stderr(&approved), "approving as rita\n");
+    let applied = wait_phase(&proposals, "support-a", Phase::Applied).await;
+    assert_eq!(applied.spec.approval.unwrap().reviewer.as_deref(), Some("rita"));
+
+    // A user who may write proposals but is no reviewer is denied by the policy.
+    wait_digest(&proposals, "support-b").await;
+    let err = fails(&kubectl_dream(n, &["approve", "support-b", "--as", "wes"], &[]).await);
+    assert!(err.contains("wes may not approve or reject MemoryProposals"), "{err}");
+    // A member of the reviewer group may (the group, not the role, makes him an approver).
+    let rejected_by_gus = kubectl_dream(
+        n,
+        &[
+            "reject",
+            "support-b",
+            "--as",
+            "gus",
+            "--as-group",
+            "reverie-reviewers",
+            "-m",
+            "too broad",
+        ],
+        &[],
+    )
+    .await;
+    ok(&rejected_by_gus);
+    assert_eq!(stderr(&rejected_by_gus), "rejecting as gus\n");
+
+    // A reviewer writing someone else's name is denied, whatever her client says.
+    wait_digest(&proposals, "support-c").await;
+    let as_rita = Api::<MemoryProposal>::namespaced(client_as("rita", &[]).await, n);
+    let in_gus_name = json!({"spec": {"approval": {"decision": "Approved", "reviewer": "gus"}}});
+    refused_with(
+        as_rita
+            .patch(
+                "support-c",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&in_gus_name),
+            )
+            .await,
+        "spec.approval.reviewer must be the user making the request: rita",
+    );
+
+    // The creator of a proposal may not decide it (four eyes), even holding the role.
+    let hers = created_by(proposal("support-d", &support, "Confirm the plan first."), "rita");
+    as_rita.create(&PostParams::default(), &hers).await.unwrap();
+    wait_digest(&proposals, "support-d").await;
+    let err = fails(&kubectl_dream(n, &["approve", "support-d", "--as", "rita"], &[]).await);
+    assert!(
+        err.contains("rita created this proposal and may not decide it"),
+        "{err}"
+    );
+    assert!(proposals.get("support-d").await.unwrap().spec.approval.is_none());
+
+    fixture.remove().await;
     drop(operator);
     ns.delete().await.unwrap();
 }

@@ -59,27 +59,8 @@ async fn config_default_and_the_samples_are_accepted_by_the_api_server() {
     let client = client().await;
     let ns = TestNamespace::create(&client, "kustomize").await.unwrap();
     let dir = overlay(&ns.name);
-    let minor: u32 = client
-        .apiserver_version()
-        .await
-        .unwrap()
-        .minor
-        .trim_end_matches('+')
-        .parse()
-        .unwrap();
-
-    // API servers older than 1.25 do not know `x-kubernetes-validations` (the CRDs' CEL rules):
-    // kubectl's schema validation rejects the CRDs, while the API server itself accepts them
-    // and drops the field. Hence --validate=false there (docs/operations.md).
-    if minor < 25 {
-        let strict = kubectl(&["apply", "-k", ".", "--dry-run=server"], &dir);
-        assert!(!strict.status.success(), "{}", text(&strict));
-        assert!(text(&strict).contains("x-kubernetes-validations"), "{}", text(&strict));
-    }
-    let mut args = vec!["apply", "-k", ".", "--dry-run=server"];
-    if minor < 25 {
-        args.push("--validate=false");
-    }
+    // Plain `kubectl apply`, with kubectl's schema validation on: the CRDs' CEL rules included.
+    let args = ["apply", "-k", ".", "--dry-run=server"];
     let applied = kubectl(&args, &dir);
     let out = text(&applied);
     assert!(
@@ -99,6 +80,8 @@ async fn config_default_and_the_samples_are_accepted_by_the_api_server() {
         "rolebinding.rbac.authorization.k8s.io/reverie-operator-leader-election",
         "deployment.apps/reverie-operator",
         "service/reverie-operator-metrics",
+        "validatingadmissionpolicy.admissionregistration.k8s.io/reverie-approval",
+        "validatingadmissionpolicybinding.admissionregistration.k8s.io/reverie-approval",
     ] {
         assert!(
             out.lines()

@@ -364,7 +364,8 @@ async fn pvc_memory_is_written_atomically_by_an_idempotent_apply_job() {
     let template = &mut again.spec.as_mut().unwrap();
     template.selector = None;
     if let Some(labels) = template.template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
-        labels.retain(|k, _| !k.contains("controller-uid") && k != "job-name");
+        // The Job controller's own labels (legacy and batch.kubernetes.io/ forms) name the old Job.
+        labels.retain(|k, _| !k.contains("controller-uid") && !k.ends_with("job-name"));
     }
     jobs.create(&PostParams::default(), &again).await.unwrap();
     let done = wait_for(

@@ -3,7 +3,7 @@
 //! same base is rebased when its changes are disjoint.
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use reverie::api::memory_proposal::Phase;
 use reverie::api::{Agent, MemoryProposal};
@@ -238,7 +238,8 @@ async fn overlapping_proposals_conflict_tampering_is_caught_and_the_deployment_r
     let message = reverie_e2e::condition(&conflicted, "Applied").unwrap().message.clone();
     assert!(message.contains(&id) && message.contains("was updated"), "{message}");
 
-    // Content edited after first sight (1.20 has no CEL to stop it): Tampered, never applied.
+    // The API server itself keeps a proposal's content fixed and a decision final (the CRD's
+    // CEL rules), and reports unknown fields under strict field validation.
     proposals
         .create(
             &PostParams::default(),
@@ -246,29 +247,41 @@ async fn overlapping_proposals_conflict_tampering_is_caught_and_the_deployment_r
         )
         .await
         .unwrap();
-    wait_for(
-        &proposals,
-        "support-d",
-        "digest recorded",
-        |p: Option<&MemoryProposal>| p.and_then(|p| p.status.as_ref()?.digest.as_ref()).is_some(),
-    )
-    .await
-    .unwrap();
     let edited = json!({"spec": {"summary": "something else"}});
-    proposals
+    let refused = proposals
         .patch("support-d", &PatchParams::default(), &Patch::Merge(&edited))
         .await
-        .unwrap();
-    wait_phase(&proposals, "support-d", Phase::Tampered).await;
-    let approve = json!({"spec": {"approval": {"decision": "Approved", "reviewer": "ana"}}});
+        .unwrap_err();
+    assert_refused(&refused, 422, "the content of a MemoryProposal is immutable");
+    let reject = json!({"spec": {"approval": {"decision": "Rejected", "reviewer": "ana"}}});
     proposals
-        .patch("support-d", &PatchParams::default(), &Patch::Merge(&approve))
+        .patch("support-d", &PatchParams::default(), &Patch::Merge(&reject))
         .await
         .unwrap();
+    let approve = json!({"spec": {"approval": {"decision": "Approved", "reviewer": "ana"}}});
+    let refused = proposals
+        .patch("support-d", &PatchParams::default(), &Patch::Merge(&approve))
+        .await
+        .unwrap_err();
+    assert_refused(&refused, 422, "spec.approval is final");
+    let unknown = json!({"spec": {"approval": {"decision": "Rejected", "reviewer": "ana", "signedOff": true}}});
+    let strict = PatchParams {
+        field_validation: Some(kube::api::ValidationDirective::Strict),
+        ..PatchParams::default()
+    };
+    let refused = proposals
+        .patch("support-d", &strict, &Patch::Merge(&unknown))
+        .await
+        .unwrap_err();
+    assert_refused(
+        &refused,
+        422,
+        "strict decoding error: unknown field \"spec.approval.signedOff\"",
+    );
     let memory = ns.api::<ConfigMap>().get("support-memory").await.unwrap();
     assert!(!memory_md(&memory).contains("Answer in French."));
-    let still = proposals.get("support-d").await.unwrap();
-    assert_eq!(still.status.unwrap().phase, Some(Phase::Tampered));
+    let kept = proposals.get("support-d").await.unwrap();
+    assert_eq!(kept.spec.summary, "Reviewed 12 sessions.");
     drop(operator);
     ns.delete().await.unwrap();
 }
@@ -279,7 +292,10 @@ async fn a_proposal_for_a_pvc_memory_is_applied_by_the_apply_job() {
     let client = client().await;
     install_crds(&client).await.unwrap();
     let ns = TestNamespace::create(&client, "pvc-proposal").await.unwrap();
-    let operator = OperatorProcess::start(&ns.name, "pvc-proposal").await.unwrap();
+    // Finished apply Jobs are kept 2 s here (a day by default), to see Kubernetes delete them.
+    let mut operator =
+        OperatorProcess::spawn_with(&ns.name, "pvc-proposal", &["--apply-job-ttl-seconds", "2"]).unwrap();
+    operator.wait_ready().await.unwrap();
     let claim: PersistentVolumeClaim = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "memories"},
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
@@ -326,6 +342,29 @@ async fn a_proposal_for_a_pvc_memory_is_applied_by_the_apply_job() {
     assert!(
         dir.join(format!("revisions/r{}.yaml", base.revision)).exists(),
         "the base revision is kept"
+    );
+
+    // ttlSecondsAfterFinished is honoured: the finished apply Jobs go, the memory stays.
+    let jobs = ns.api::<k8s_openapi::api::batch::v1::Job>();
+    reverie_e2e::within(reverie_e2e::TIMEOUT, async {
+        while jobs
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|j| j.name_any().contains("memory-apply") && j.metadata.deletion_timestamp.is_none())
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("the TTL controller deletes the finished apply Jobs");
+    let agent = agents.get("support").await.unwrap();
+    assert_eq!(
+        agent.status.unwrap().memory.unwrap().revision,
+        base.revision + 1,
+        "the memory outlives its apply Jobs"
     );
     drop(operator);
     ns.delete().await.unwrap();
@@ -396,4 +435,19 @@ async fn an_approved_manifest_from_git_is_applied_only_when_its_digest_matches()
     assert!(!memory_md(&memory).contains("refund at once"));
     drop(operator);
     ns.delete().await.unwrap();
+}
+
+/// `error` is the API server refusing a write with `code`, saying `says`.
+fn assert_refused(error: &kube::Error, code: u16, says: &str) {
+    match error {
+        kube::Error::Api(status) => {
+            assert_eq!(status.code, code, "{status:?}");
+            assert!(
+                status.message.contains(says),
+                "{:?} does not say {says:?}",
+                status.message
+            );
+        }
+        other => panic!("expected the API server to refuse with {code}, got {other}"),
+    }
 }

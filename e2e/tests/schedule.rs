@@ -236,17 +236,32 @@ async fn a_failing_pass_fails_its_job_with_a_message_and_leaves_memory_alone() {
     wait_for(&agents, "support", "MemoryReady", has_condition("MemoryReady", "True"))
         .await
         .unwrap();
+    // ttlSecondsAfterFinished: Kubernetes deletes the finished Job; the run stays on record.
     let spec = json!({"reflector": {"provider": "openai", "model": "m", "endpoint": format!("http://127.0.0.1:{closed}")},
-                      "jobTemplate": {"backoffLimit": 0}});
+                      "jobTemplate": {"backoffLimit": 0, "ttlSecondsAfterFinished": 2}});
     apply(&schedules, &schedule("broken", spec)).await.unwrap();
     wait_for(&schedules, "broken", "Ready", has_condition("Ready", "True"))
         .await
         .unwrap();
     dream_now(&schedules, "broken", "1").await;
     let failed = wait_run(&schedules, "broken", "support", "Failed", None).await;
-    let message = failed.message.unwrap();
+    let message = failed.message.clone().unwrap();
     assert!(message.contains("reflector"), "{message}");
     assert_eq!(failed.proposal, None);
+    // The history limit keeps the one failed Job, so only the TTL controller deletes it.
+    let jobs = ns.api::<Job>();
+    let job = failed.job.clone();
+    wait_deleted(&jobs, &job).await;
+    let kept = schedules.get("broken").await.unwrap();
+    assert_eq!(
+        last_run(Some(&kept), "support"),
+        Some(&failed),
+        "the run outlives its Job"
+    );
+    assert!(
+        job_names(&jobs, "broken").await.iter().all(|name| *name == job),
+        "no pass started again"
+    );
     let memory = ns.api::<ConfigMap>().get("support-memory").await.unwrap();
     assert_eq!(memory.annotations()["reverie.dev/revision"], "1");
     assert!(

@@ -1,4 +1,4 @@
-//! The project's own tooling is installed: Helm, for the chart tests and the demo.
+//! The project's own tooling is installed: Helm, built from the version scripts/helm/go.mod pins.
 
 #[test]
 fn helm_from_the_project_tooling_runs() {
@@ -8,5 +8,16 @@ fn helm_from_the_project_tooling_runs() {
         .output()
         .expect("helm runs");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(String::from_utf8_lossy(&output.stdout).starts_with("v3.10.1"));
+    // The version scripts/helm/go.mod pins, as the binary reports it.
+    let module = std::fs::read_to_string(reverie_e2e::repo_root().join("scripts/helm/go.mod")).unwrap();
+    let pinned = module
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("helm.sh/helm/v3 "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("scripts/helm/go.mod requires helm.sh/helm/v3");
+    let reported = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        reported.starts_with(pinned),
+        "helm says {reported}, go.mod pins {pinned}"
+    );
 }

@@ -25,6 +25,11 @@ pub const FINAL_DECISION_RULE: &str = "!has(oldSelf.approval) || !has(oldSelf.ap
 /// The most changes one proposal may carry (keeps review humane and CEL cost bounded).
 pub const MAX_CHANGES: usize = 500;
 
+/// Who created a proposal, as the API server authenticated them. The approval policy
+/// (config/rbac/approval-policy.yaml) checks it on create, keeps it fixed, and refuses a decision
+/// by the same user.
+pub const CREATED_BY_ANNOTATION: &str = "reverie.dev/created-by";
+
 /// A proposed change to an agent's memory.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(

@@ -51,7 +51,68 @@ pub struct SecretKeyReference {
 
 /// Every CRD of reverie, in a stable order (Agent, DreamSchedule, MemoryProposal).
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
-    vec![Agent::crd(), DreamSchedule::crd(), MemoryProposal::crd()]
+    [Agent::crd(), DreamSchedule::crd(), MemoryProposal::crd()]
+        .into_iter()
+        .map(without_unknown_formats)
+        .collect()
+}
+
+/// The `format`s an API server recognises in a CRD schema (apiextensions' validation formats).
+/// Others are kept but make every install print `Warning: unrecognized format`.
+pub const KUBERNETES_FORMATS: &[&str] = &[
+    "bsonobjectid",
+    "uri",
+    "email",
+    "hostname",
+    "ipv4",
+    "ipv6",
+    "cidr",
+    "mac",
+    "uuid",
+    "uuid3",
+    "uuid4",
+    "uuid5",
+    "isbn",
+    "isbn10",
+    "isbn13",
+    "creditcard",
+    "ssn",
+    "hexcolor",
+    "rgbcolor",
+    "byte",
+    "password",
+    "date",
+    "duration",
+    "datetime",
+    "date-time",
+    "int32",
+    "int64",
+    "float",
+    "double",
+];
+
+/// Drops the schema formats Kubernetes does not know (schemars writes `uint32`/`uint64` for
+/// unsigned fields, whose `minimum: 0` already says what matters).
+fn without_unknown_formats(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn walk(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                let unknown = map
+                    .get("format")
+                    .and_then(serde_json::Value::as_str)
+                    .is_some_and(|f| !KUBERNETES_FORMATS.contains(&f));
+                if unknown && map.get("type").is_some() {
+                    map.remove("format");
+                }
+                map.values_mut().for_each(walk);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(&crd).expect("a CRD serialises");
+    walk(&mut value["spec"]["versions"]);
+    serde_json::from_value(value).expect("the same CRD with fewer formats")
 }
 
 /// The file name under `crds/` that holds a CRD, e.g. `agents.reverie.dev.yaml`.

@@ -94,6 +94,11 @@ pub struct OperatorArgs {
     /// Image of the Jobs the operator creates (it runs this same binary).
     #[arg(long, env = "REVERIE_IMAGE", default_value = crate::controller::DEFAULT_IMAGE)]
     pub image: String,
+    /// Seconds a finished memory apply Job is kept before Kubernetes deletes it
+    /// (ttlSecondsAfterFinished). Keep it well above the operator's reaction time.
+    #[arg(long, env = "REVERIE_APPLY_JOB_TTL_SECONDS", default_value_t = crate::store::pvc::DEFAULT_APPLY_JOB_TTL_SECONDS,
+          value_parser = clap::value_parser!(i32).range(1..))]
+    pub apply_job_ttl_seconds: i32,
 }
 
 #[derive(Debug, clap::Args)]
@@ -137,6 +142,7 @@ pub fn run(cli: Cli) -> CliResult {
                 lease_name: args.lease_name,
                 identity: args.identity,
                 image: args.image,
+                apply_job_ttl_seconds: args.apply_job_ttl_seconds,
             };
             runtime.block_on(operator::run(options)).map_err(|e| e.to_string())
         }

@@ -109,7 +109,7 @@ fn store_for(ctx: &Context, agent: &Agent) -> Result<AnyStore> {
             &pvc.claim_name,
             pvc.path.clone(),
             Some(owner),
-            &ctx.image,
+            ctx.apply_job_settings(),
         )),
     })
 }

@@ -43,6 +43,8 @@ pub struct Context {
     pub clock: Arc<dyn Clock>,
     /// Image for the Jobs the operator creates (it runs the same `reverie` binary).
     pub image: String,
+    /// How long a finished apply Job is kept (`ttlSecondsAfterFinished`).
+    pub apply_job_ttl_seconds: i32,
 }
 
 impl Context {
@@ -57,6 +59,21 @@ impl Context {
             metrics,
             clock,
             image: DEFAULT_IMAGE.to_string(),
+            apply_job_ttl_seconds: crate::store::pvc::DEFAULT_APPLY_JOB_TTL_SECONDS,
+        }
+    }
+
+    /// Keeps finished apply Jobs `seconds` before Kubernetes deletes them.
+    pub fn with_apply_job_ttl(mut self, seconds: i32) -> Self {
+        self.apply_job_ttl_seconds = seconds;
+        self
+    }
+
+    /// How the PVC store's apply Jobs run.
+    pub fn apply_job_settings(&self) -> crate::store::pvc::ApplyJobSettings {
+        crate::store::pvc::ApplyJobSettings {
+            image: self.image.clone(),
+            ttl_seconds_after_finished: self.apply_job_ttl_seconds,
         }
     }
 

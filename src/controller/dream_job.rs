@@ -142,6 +142,7 @@ pub fn build(schedule: &DreamSchedule, plan: &PassPlan<'_>, trigger: &Trigger, i
         "spec": {
             "backoffLimit": template.backoff_limit.unwrap_or(DEFAULT_BACKOFF_LIMIT),
             "activeDeadlineSeconds": template.active_deadline_seconds.unwrap_or(DEFAULT_ACTIVE_DEADLINE_SECONDS),
+            "ttlSecondsAfterFinished": template.ttl_seconds_after_finished,
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {

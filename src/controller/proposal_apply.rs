@@ -73,7 +73,7 @@ pub async fn apply(
                 &pvc.claim_name,
                 pvc.path.clone(),
                 agent.controller_owner_ref(&()),
-                &ctx.image,
+                ctx.apply_job_settings(),
             );
             apply_to_volume(&store, agent, &id, update).await
         }

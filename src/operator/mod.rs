@@ -36,6 +36,8 @@ pub struct OperatorOptions {
     pub identity: Option<String>,
     /// Image of the Jobs the operator creates (memory apply, dream passes).
     pub image: String,
+    /// Seconds a finished memory apply Job is kept.
+    pub apply_job_ttl_seconds: i32,
 }
 
 /// Why the operator could not start or had to stop. Each renders as one line.
@@ -212,7 +214,11 @@ pub async fn run(options: OperatorOptions) -> Result<(), OperatorError> {
         return Ok(());
     }
 
-    let ctx = Arc::new(Context::new(client, metrics.clone(), Arc::new(SystemClock)).with_image(options.image.clone()));
+    let ctx = Arc::new(
+        Context::new(client, metrics.clone(), Arc::new(SystemClock))
+            .with_image(options.image.clone())
+            .with_apply_job_ttl(options.apply_job_ttl_seconds),
+    );
     let (synced_tx, mut synced_rx) = watch::channel(false);
     {
         let health = health.clone();

@@ -36,13 +36,24 @@ pub struct PvcStore {
     claim: String,
     path: Option<String>,
     owner: Option<OwnerReference>,
-    image: String,
+    job: ApplyJobSettings,
 }
 
 /// The ServiceAccount the apply Job runs as: it may only update the agent's index ConfigMap.
 pub fn writer_name(agent: &str) -> String {
     bounded_name(&[agent, "memory-writer"])
 }
+
+/// How apply Jobs run: the image, and how long a finished one is kept for inspection before
+/// Kubernetes' TTL-after-finished controller deletes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApplyJobSettings {
+    pub image: String,
+    pub ttl_seconds_after_finished: i32,
+}
+
+/// A finished apply Job is kept a day unless the operator is told otherwise.
+pub const DEFAULT_APPLY_JOB_TTL_SECONDS: i32 = 86_400;
 
 impl PvcStore {
     pub fn new(
@@ -52,7 +63,7 @@ impl PvcStore {
         claim: &str,
         path: Option<String>,
         owner: Option<OwnerReference>,
-        image: &str,
+        job: ApplyJobSettings,
     ) -> Self {
         Self {
             client,
@@ -61,7 +72,7 @@ impl PvcStore {
             claim: claim.to_string(),
             path: path.filter(|p| !p.is_empty()),
             owner,
-            image: image.to_string(),
+            job,
         }
     }
 
@@ -133,7 +144,7 @@ impl PvcStore {
             "spec": {
                 "backoffLimit": 2,
                 "activeDeadlineSeconds": 600,
-                "ttlSecondsAfterFinished": 86400,
+                "ttlSecondsAfterFinished": self.job.ttl_seconds_after_finished,
                 "template": {
                     "metadata": {"labels": {AGENT_LABEL: self.agent, "reverie.dev/role": "memory-apply"}},
                     "spec": {
@@ -145,7 +156,7 @@ impl PvcStore {
                         },
                         "containers": [{
                             "name": "apply",
-                            "image": self.image,
+                            "image": self.job.image,
                             "command": ["reverie", "memory", "apply",
                                         "--dir", MEMORY_MOUNT,
                                         "--update", format!("{UPDATE_MOUNT}/{UPDATE_KEY}"),

@@ -1,18 +1,18 @@
 //! `fire-precision`: how late scheduled passes start, measured side by side on one API server.
 //! The two controllers are reverie's DreamSchedule controller and kube-controller-manager's
-//! `batch/v1beta1` CronJob controller, and both run the same every-minute schedule.
+//! `batch/v1` CronJob controller, and both run the same every-minute schedule.
 //!
 //! This is a measurement tool, not a test. It runs for about `--fires` + 1 minutes (default 22),
 //! so it is not part of `make test`. `make fire-precision` runs it on a second local control
-//! plane. Run directly, it uses the cluster in `KUBECONFIG`, which must still serve
-//! `batch/v1beta1` CronJobs (Kubernetes ≤ 1.24) and run pods of the image `reverie`.
+//! plane. Run directly, it uses the cluster in `KUBECONFIG`, which must run pods of the image
+//! `reverie`.
 //!
 //! A watch on the namespace's Jobs records the local wall-clock time at which each Job first
 //! shows up. The delay is that arrival time minus the scheduled instant. For reverie, the
-//! scheduled instant is the `reverie.dev/scheduled-at` annotation. For the CronJob, it is read
-//! from the Job name, because the 1.20 controller names Jobs `<cronjob>-<scheduledTime.Unix()>`
-//! (1.21+: `Unix()/60`, also understood). As a cross-check, the tool also prints the delay
-//! according to `creationTimestamp`, which is in whole seconds.
+//! scheduled instant is the `reverie.dev/scheduled-at` annotation. For the CronJob, it is the
+//! `batch.kubernetes.io/cronjob-scheduled-timestamp` annotation the controller writes (1.28+),
+//! else the Job name `<cronjob>-<scheduledTime.Unix()/60>`. As a cross-check, the tool also
+//! prints the delay according to `creationTimestamp`, which is in whole seconds.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -22,12 +22,11 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Parser;
 use futures::StreamExt;
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::PostParams;
-use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use reverie::api::{Agent, DreamSchedule};
 use reverie_e2e::{OperatorProcess, TestNamespace, apply, client, has_condition, install_crds, wait_for};
 use serde_json::json;
@@ -37,6 +36,7 @@ const SCHEDULE: &str = "every-minute";
 const CRONJOB: &str = "every-minute-kcm";
 const AGENT: &str = "support";
 const SCHEDULED_AT: &str = "reverie.dev/scheduled-at";
+const CRONJOB_SCHEDULED_AT: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
 const SCHEDULE_LABEL: &str = "reverie.dev/schedule";
 /// The target of the issue: reverie's p99 fire delay.
 const TARGET_P99_MS: i64 = 1000;
@@ -45,7 +45,7 @@ const TARGET_P99_MS: i64 = 1000;
 #[command(
     name = "fire-precision",
     about = "Delay from the scheduled instant to Job creation: reverie's DreamSchedule vs the \
-             batch/v1beta1 CronJob controller, on the cluster in KUBECONFIG (takes fires + 1..3 minutes)"
+             batch/v1 CronJob controller, on the cluster in KUBECONFIG (takes fires + 1..3 minutes)"
 )]
 struct Cli {
     /// How many fires of each controller to measure.
@@ -65,7 +65,7 @@ impl Controller {
     fn label(self) -> &'static str {
         match self {
             Controller::Reverie => "reverie DreamSchedule",
-            Controller::CronJob => "kcm CronJob (batch/v1beta1)",
+            Controller::CronJob => "kcm CronJob (batch/v1)",
         }
     }
 }
@@ -114,7 +114,7 @@ async fn run(fires: usize) -> Result<bool> {
     eprintln!("fire-precision: namespace {}", ns.name);
     let sessions = std::env::temp_dir().join(format!("reverie-{}-sessions", ns.name));
     let outcome = tokio::select! {
-        outcome = measure(&client, &ns, &sessions, fires) => outcome,
+        outcome = measure(&ns, &sessions, fires) => outcome,
         _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
     };
     // Whatever happened (the operator process is gone by now: killed on drop or stopped).
@@ -128,7 +128,6 @@ async fn run(fires: usize) -> Result<bool> {
 }
 
 async fn measure(
-    client: &Client,
     ns: &TestNamespace,
     sessions: &Path,
     fires: usize,
@@ -157,11 +156,11 @@ async fn measure(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60 * (fires as u64 + 3));
     let schedules = ns.api::<DreamSchedule>();
     apply(&schedules, &dream_schedule()?).await?;
-    let cronjobs: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns.name, &cronjob_resource());
+    let cronjobs: Api<CronJob> = ns.api();
     cronjobs
         .create(&PostParams::default(), &cronjob()?)
         .await
-        .context("creating a batch/v1beta1 CronJob (the cluster must serve batch/v1beta1: Kubernetes ≤ 1.24)")?;
+        .context("creating a batch/v1 CronJob")?;
     wait_for(&schedules, SCHEDULE, "Ready", has_condition("Ready", "True")).await?;
     eprintln!(
         "fire-precision: measuring {fires} fires of each from {start} (at most {} minutes)",
@@ -272,27 +271,21 @@ async fn watch_jobs(api: Api<Job>, tx: mpsc::UnboundedSender<Seen>) {
 
 /// Which controller made the Job, and for which scheduled instant.
 ///
-/// CronJob Jobs are named `<cronjob>-<suffix>`. kube-controller-manager's original CronJob
-/// controller (the default up to 1.20) uses `scheduledTime.Unix()` as the suffix. The
-/// CronJobControllerV2 (the default from 1.21) uses `scheduledTime.Unix() / 60`. The tool takes
-/// the reading that is closer to the Job's `creationTimestamp`, so it works with both.
+/// The CronJob controller names its Jobs `<cronjob>-<scheduledTime.Unix() / 60>` and, from
+/// 1.28, also records the instant in the `batch.kubernetes.io/cronjob-scheduled-timestamp`
+/// annotation, which is preferred.
 fn classify(job: &Job) -> Option<(Controller, Timestamp)> {
     if job.labels().get(SCHEDULE_LABEL).map(String::as_str) == Some(SCHEDULE) {
         let at = job.annotations().get(SCHEDULED_AT)?;
         return at.parse::<Timestamp>().ok().map(|t| (Controller::Reverie, t));
     }
-    let name = job.name_any();
-    let suffix: i64 = name.strip_prefix(CRONJOB)?.strip_prefix('-')?.parse().ok()?;
-    let created = job
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .map_or_else(|| Timestamp::now().as_second(), |t| t.0.as_second());
-    let second = [Some(suffix), suffix.checked_mul(60)]
-        .into_iter()
-        .flatten()
-        .min_by_key(|s| s.abs_diff(created))?;
-    Timestamp::from_second(second).ok().map(|t| (Controller::CronJob, t))
+    let minutes: i64 = job.name_any().strip_prefix(CRONJOB)?.strip_prefix('-')?.parse().ok()?;
+    if let Some(at) = job.annotations().get(CRONJOB_SCHEDULED_AT) {
+        return at.parse::<Timestamp>().ok().map(|t| (Controller::CronJob, t));
+    }
+    Timestamp::from_second(minutes.checked_mul(60)?)
+        .ok()
+        .map(|t| (Controller::CronJob, t))
 }
 
 fn agent(sessions: &Path) -> Result<Agent> {
@@ -312,13 +305,9 @@ fn dream_schedule() -> Result<DreamSchedule> {
     }))?)
 }
 
-fn cronjob_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("batch", "v1beta1", "CronJob"), "cronjobs")
-}
-
-fn cronjob() -> Result<DynamicObject> {
+fn cronjob() -> Result<CronJob> {
     Ok(serde_json::from_value(json!({
-        "apiVersion": "batch/v1beta1", "kind": "CronJob", "metadata": {"name": CRONJOB},
+        "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": CRONJOB},
         "spec": {
             "schedule": "* * * * *", "concurrencyPolicy": "Allow",
             "successfulJobsHistoryLimit": 100, "failedJobsHistoryLimit": 100,
@@ -441,11 +430,13 @@ mod tests {
         let created = |name: &str, at: &str| -> Job {
             serde_json::from_value(json!({"metadata": {"name": name, "creationTimestamp": at}})).unwrap()
         };
-        // 1.20's controller: seconds; CronJobControllerV2 (1.21+): minutes.
-        let seconds = created("every-minute-kcm-1740000000", "2025-02-19T21:20:01Z");
+        // The controller's annotation wins; without it, the name's minutes.
+        let mut annotated = created("every-minute-kcm-29000001", "2025-02-19T21:21:03Z");
+        annotated.metadata.annotations =
+            Some([(CRONJOB_SCHEDULED_AT.to_string(), "2025-02-19T21:21:00Z".to_string())].into());
         assert_eq!(
-            classify(&seconds).map(|(c, t)| (c, t.as_second())),
-            Some((Controller::CronJob, 1_740_000_000))
+            classify(&annotated).map(|(c, t)| (c, t.as_second())),
+            Some((Controller::CronJob, 29_000_001 * 60))
         );
         let minutes = created("every-minute-kcm-29000001", "2025-02-19T21:21:03Z");
         assert_eq!(

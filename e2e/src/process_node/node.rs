@@ -22,7 +22,9 @@ use super::Ctx;
 
 const LEASE_NAMESPACE: &str = "kube-node-lease";
 const LEASE_SECONDS: i32 = 40;
-const FALLBACK_VERSION: &str = "v1.20.2";
+/// Reported as the kubelet version when the API server does not say its own: the oldest
+/// Kubernetes reverie supports.
+const FALLBACK_VERSION: &str = "v1.33.0";
 
 fn arch() -> &'static str {
     match std::env::consts::ARCH {

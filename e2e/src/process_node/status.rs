@@ -359,7 +359,7 @@ mod tests {
         let later = build(&view, Some(&status), ts(100));
         assert_eq!(later.conditions, status.conditions);
 
-        // The JSON is what Kubernetes 1.20 understands.
+        // The JSON carries only what the process node knows (no hostIPs: there is no host network).
         let json = serde_json::to_value(&status).unwrap();
         assert_eq!(json["podIPs"][0]["ip"], "127.0.0.1");
         assert_eq!(json["startTime"], "1970-01-01T00:00:05Z");

@@ -40,6 +40,13 @@ impl Verdict {
         }
     }
 
+    fn gerund(self) -> &'static str {
+        match self {
+            Verdict::Approve => "approving",
+            Verdict::Reject => "rejecting",
+        }
+    }
+
     fn past(self) -> &'static str {
         match self {
             Verdict::Approve => "approved",
@@ -62,7 +69,9 @@ pub(super) async fn run(
         .map_err(|e| api_error(&format!("cannot read memoryproposal {name}"), &e))?
         .ok_or_else(|| not_found(name, &session.namespace))?;
     let digest = check_decidable(&proposal, args.digest.as_deref())?;
-    let reviewer = session.reviewer()?;
+    let reviewer = session.whoami().await?;
+    // Said before the write, so a reviewer on the wrong context sees it before it counts.
+    eprintln!("{} as {reviewer}", verdict.gerund());
     let patch = approval_patch(
         &proposal,
         verdict.decision(),

@@ -43,7 +43,7 @@ pub(super) async fn run(session: &Session, output: Output, name: &str) -> Result
     if changes == original.spec.changes {
         return Ok(format!("memoryproposal/{name}: no changes edited; nothing created\n"));
     }
-    let edited = build_edited(&original, &agent, changes)?;
+    let mut edited = build_edited(&original, &agent, changes)?;
     let problems = crate::controller::memory_proposal::validate(&edited.spec, &agent.spec.memory.protected_sections);
     if !problems.is_empty() {
         let kept = file.keep();
@@ -55,6 +55,7 @@ pub(super) async fn run(session: &Session, output: Output, name: &str) -> Result
         ));
     }
     let new_name = edited.name_any();
+    session.stamp_creator(&mut edited).await?;
     let created = match api.create(&PostParams::default(), &edited).await {
         Ok(created) => created,
         Err(kube::Error::Api(status)) if status.code == 409 => {

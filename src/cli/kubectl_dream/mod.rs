@@ -43,6 +43,12 @@ pub struct DreamCli {
     /// Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).
     #[arg(long, global = true)]
     pub kubeconfig: Option<PathBuf>,
+    /// User to impersonate for the operation, as with kubectl.
+    #[arg(long = "as", global = true)]
+    pub impersonate: Option<String>,
+    /// Group to impersonate for the operation; repeat for several, as with kubectl.
+    #[arg(long = "as-group", global = true, requires = "impersonate")]
+    pub impersonate_groups: Vec<String>,
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value = "table")]
     pub output: Output,
@@ -126,46 +132,30 @@ async fn dispatch(cli: DreamCli) -> Result<(), String> {
     Ok(())
 }
 
-/// A connection to the cluster, the namespace to work in and who is at the keyboard.
+/// A connection to the cluster and the namespace to work in.
 pub struct Session {
     pub client: Client,
     pub namespace: String,
-    /// The user of the kubeconfig context in use, when there is a kubeconfig.
-    pub user: Option<String>,
 }
 
 impl Session {
-    /// The reviewer recorded in an approval: the kubeconfig context's user, else `$USER`.
-    pub fn reviewer(&self) -> Result<String, String> {
-        reviewer(self.user.as_deref(), std::env::var("USER").ok().as_deref())
+    /// Who is at the keyboard, as the API server authenticates them (not the kubeconfig's
+    /// name for its user entry, which an OIDC or cloud login never matches): the name recorded
+    /// as reviewer or creator, and the one the approval policy checks.
+    pub async fn whoami(&self) -> Result<String, String> {
+        crate::kube_ext::whoami(&self.client)
+            .await
+            .map_err(|e| format!("cannot tell who you are, so nothing was written: {e}"))
     }
-}
 
-/// The reviewer from the kubeconfig user, falling back to the login name.
-pub fn reviewer(kubeconfig_user: Option<&str>, login: Option<&str>) -> Result<String, String> {
-    [kubeconfig_user, login]
-        .into_iter()
-        .flatten()
-        .map(str::trim)
-        .find(|name| !name.is_empty())
-        .map(str::to_string)
-        .ok_or_else(|| {
-            "cannot tell who is reviewing: the kubeconfig context names no user and $USER is unset".to_string()
-        })
-}
-
-/// The user of `context` (or of the current context) in a kubeconfig.
-pub fn context_user(kubeconfig: &Kubeconfig, context: Option<&str>) -> Option<String> {
-    let name = context.or(kubeconfig.current_context.as_deref())?;
-    kubeconfig
-        .contexts
-        .iter()
-        .find(|c| c.name == name)?
-        .context
-        .as_ref()?
-        .user
-        .clone()
-        .filter(|u| !u.is_empty())
+    /// Records the caller as the creator of a proposal about to be created.
+    pub async fn stamp_creator(&self, proposal: &mut crate::api::MemoryProposal) -> Result<(), String> {
+        let user = self.whoami().await?;
+        proposal
+            .annotations_mut()
+            .insert(crate::api::memory_proposal::CREATED_BY_ANNOTATION.to_string(), user);
+        Ok(())
+    }
 }
 
 async fn connect(cli: &DreamCli) -> Result<Session, String> {
@@ -185,39 +175,37 @@ async fn connect(cli: &DreamCli) -> Result<Session, String> {
             Err(_) => None,
         },
     };
-    let (config, user) = match kubeconfig {
+    let mut config = match kubeconfig {
         Some(kubeconfig) => {
-            let user = context_user(&kubeconfig, cli.context.as_deref());
             let options = KubeConfigOptions {
                 context: cli.context.clone(),
                 ..Default::default()
             };
-            let config = Config::from_custom_kubeconfig(kubeconfig, &options)
+            Config::from_custom_kubeconfig(kubeconfig, &options)
                 .await
-                .map_err(|e| format!("invalid kubeconfig: {}", error_chain(&e)))?;
-            (config, user)
+                .map_err(|e| format!("invalid kubeconfig: {}", error_chain(&e)))?
         }
         None => {
-            let config = Config::incluster().map_err(|e| {
+            Config::incluster().map_err(|e| {
                 format!(
                     "no Kubernetes configuration found: set KUBECONFIG or --kubeconfig (no ~/.kube/config, and not in a cluster: {})",
                     error_chain(&e)
                 )
-            })?;
-            (config, None)
+            })?
         }
     };
+    if let Some(user) = &cli.impersonate {
+        config.auth_info.impersonate = Some(user.clone());
+        config.auth_info.impersonate_groups =
+            (!cli.impersonate_groups.is_empty()).then(|| cli.impersonate_groups.clone());
+    }
     let namespace = cli
         .namespace
         .clone()
         .unwrap_or_else(|| config.default_namespace.clone());
     let client =
         Client::try_from(config).map_err(|e| format!("cannot build a Kubernetes client: {}", error_chain(&e)))?;
-    Ok(Session {
-        client,
-        namespace,
-        user,
-    })
+    Ok(Session { client, namespace })
 }
 
 /// One line: the plugin prints errors as a single `error: ...` line.
@@ -293,28 +281,6 @@ pub(crate) fn plural(n: usize, singular: &str, plural: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reviewer_is_the_kubeconfig_user_then_the_login() {
-        assert_eq!(reviewer(Some("ana"), Some("root")).unwrap(), "ana");
-        assert_eq!(reviewer(None, Some("root")).unwrap(), "root");
-        assert_eq!(reviewer(Some(" "), Some("root")).unwrap(), "root");
-        assert!(reviewer(None, None).unwrap_err().contains("$USER"));
-    }
-
-    #[test]
-    fn context_user_follows_the_chosen_or_current_context() {
-        let kubeconfig = Kubeconfig::from_yaml(
-            "apiVersion: v1\nkind: Config\ncurrent-context: a\n\
-             clusters:\n- name: c\n  cluster: {server: \"https://127.0.0.1:1\"}\n\
-             contexts:\n- name: a\n  context: {cluster: c, user: ana}\n- name: b\n  context: {cluster: c, user: bob}\n\
-             users:\n- name: ana\n  user: {token: t}\n- name: bob\n  user: {token: t}\n",
-        )
-        .unwrap();
-        assert_eq!(context_user(&kubeconfig, None).as_deref(), Some("ana"));
-        assert_eq!(context_user(&kubeconfig, Some("b")).as_deref(), Some("bob"));
-        assert_eq!(context_user(&kubeconfig, Some("missing")), None);
-    }
 
     #[test]
     fn errors_become_one_line() {

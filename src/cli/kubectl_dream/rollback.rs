@@ -53,7 +53,8 @@ pub(super) async fn run(session: &Session, output: Output, agent_name: &str, rev
         let kept = kept_revisions(session, agent_name).await?;
         return Err(no_longer_kept(agent_name, revision, &kept));
     };
-    let proposal = build_rollback(&agent, &current, &target, Timestamp::now())?;
+    let mut proposal = build_rollback(&agent, &current, &target, Timestamp::now())?;
+    session.stamp_creator(&mut proposal).await?;
     let name = proposal.name_any();
     let api = Api::<MemoryProposal>::namespaced(session.client.clone(), &session.namespace);
     let created = match api.create(&PostParams::default(), &proposal).await {
