@@ -127,11 +127,7 @@ async fn run(fires: usize) -> Result<bool> {
     Ok(report(&samples, fires))
 }
 
-async fn measure(
-    ns: &TestNamespace,
-    sessions: &Path,
-    fires: usize,
-) -> Result<BTreeMap<Controller, Vec<Sample>>> {
+async fn measure(ns: &TestNamespace, sessions: &Path, fires: usize) -> Result<BTreeMap<Controller, Vec<Sample>>> {
     let operator = OperatorProcess::start(&ns.name, "fire-precision").await?;
     eprintln!("fire-precision: operator ready (log: {})", operator.log.display());
 
