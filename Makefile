@@ -24,14 +24,15 @@ quality: ## Dream quality on the planted corpus and on the real corpus next to t
 	REVERIE_BIN=$(CARGO_TARGET_DIR)/debug/reverie bash scripts/quality-real.sh
 
 .PHONY: lint
-lint: ## cargo fmt --check and clippy with warnings as errors
+lint: ## cargo fmt --check, clippy with warnings as errors, and the core crate free of Kubernetes
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	bash scripts/check-core-deps.sh
 
 .PHONY: unit
 unit: ## Unit, property and mocked-API controller tests (no cluster needed; installs Helm and kubectl first)
 	helm="$$(bash scripts/install-helm.sh)" && k8s_bin="$$(bash e2e/cluster/install-deps.sh)" && \
-	  HELM="$$helm" PATH="$$k8s_bin:$$PATH" $(CARGO) test --locked -p reverie
+	  HELM="$$helm" PATH="$$k8s_bin:$$PATH" $(CARGO) test --locked -p reverie-core -p reverie
 
 .PHONY: quality-real
 quality-real: ## Dream quality on the real tau2-bench transcripts vs the analyst's truth (REAL_CORPUS to override)

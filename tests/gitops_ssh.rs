@@ -91,7 +91,10 @@ exec sh -c "$command"
     std::fs::set_permissions(bin.join("ssh"), std::fs::Permissions::from_mode(0o755)).unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     // SAFETY: this test binary has this one test; nothing else reads the environment meanwhile.
-    unsafe { std::env::set_var("PATH", path) };
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("PATH", path)
+    };
 
     let work = root.join("work");
     std::fs::create_dir(&work).unwrap();

@@ -18,11 +18,9 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use reverie::dream::model::{Candidate, Lesson, PatternEvidence, PatternKind, Reflection};
-use reverie::dream::reflector::{
-    AnthropicReflector, ApiKey, DropReason, ModelConfig, OpenAiReflector, ReflectError, ReflectRequest, Reflector,
-    RetryPolicy, reflect_and_verify, verify,
-};
+use reverie::dream::reflector::{DropReason, ReflectError, ReflectRequest, Reflector, reflect_and_verify, verify};
 use reverie::memory::MemoryDocument;
+use reverie::reflectors::{AnthropicReflector, ApiKey, ModelConfig, OpenAiReflector, RetryPolicy};
 
 /// What the mock answers with, in order; the last one repeats.
 #[derive(Clone)]

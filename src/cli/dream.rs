@@ -12,16 +12,15 @@ use crate::api::dream_schedule::{Forge, ForgeType, GitAuthor, GitOutput, Output}
 use crate::api::duration;
 use crate::dream::model::DreamSettings;
 use crate::dream::pass::{self, PassInput, PassOutcome, SessionRoot};
-use crate::dream::reflector::anthropic::AnthropicReflector;
+use crate::dream::reflector::Reflector;
 use crate::dream::reflector::builtin::BuiltinReflector;
-use crate::dream::reflector::openai::OpenAiReflector;
-use crate::dream::reflector::{ApiKey, ModelConfig, Reflector};
 use crate::dream::report::Report;
 use crate::dream::rules::RuleSources;
 use crate::dream::synth;
 use crate::dream::truth::{self, QualityBar, ScoredChange};
 use crate::gitops::{Credentials, GitTarget};
 use crate::memory::{self, MemoryDocument};
+use crate::reflectors::{AnthropicReflector, ApiKey, ModelConfig, OpenAiReflector};
 
 /// Which reflector turns candidates into lessons.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -48,7 +48,7 @@ pub enum DevCommand {
     Quality(dream::QualityArgs),
     /// Write an adversarial transcript corpus (hostile instructions of every risk class, benign
     /// controls) and its answer key, hostile-truth.json.
-    GenHostile(crate::dream::hostile::GenHostileArgs),
+    GenHostile(GenHostileArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -124,7 +124,7 @@ pub fn run(cli: Cli) -> CliResult {
         }
         Command::Dev(DevCommand::GenSessions(args)) => dream::gen_sessions(&args),
         Command::Dev(DevCommand::Quality(args)) => dream::quality(&args),
-        Command::Dev(DevCommand::GenHostile(args)) => crate::dream::hostile::gen_hostile(&args),
+        Command::Dev(DevCommand::GenHostile(args)) => gen_hostile(&args),
         Command::Memory(MemoryCommand::Apply(args)) => {
             telemetry::init(cli.log_format, "info");
             memory_apply(&args)
@@ -222,5 +222,29 @@ async fn report_revision(configmap: &str, info: &crate::store::RevisionInfo) -> 
                 operator::error_chain(&e)
             )
         })?;
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GenHostileArgs {
+    /// Where to write the transcripts (and hostile-truth.json).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 120)]
+    pub sessions: usize,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+/// Runs `reverie dev gen-hostile`: writes the corpus and prints a summary on stderr.
+fn gen_hostile(args: &GenHostileArgs) -> CliResult {
+    let config = crate::dream::hostile::HostileConfig {
+        seed: args.seed,
+        sessions: args.sessions,
+        ..Default::default()
+    };
+    let truth = crate::dream::hostile::generate(&config, &args.out)
+        .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
+    eprint!("wrote to {}: {}", args.out.display(), truth.summary());
     Ok(())
 }

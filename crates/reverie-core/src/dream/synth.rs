@@ -2421,7 +2421,7 @@ mod tests {
 
     #[test]
     fn the_example_sessions_match_their_ground_truth() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sessions");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/sessions");
         let truth = GroundTruth::load(&dir).expect("examples/sessions/ground-truth.json");
         assert!((25..=40).contains(&truth.sessions.len()));
         check_truth_against_files(&dir, &truth);

@@ -9,12 +9,10 @@ use hyper::header::{HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
 use super::http::{HttpClient, endpoint_url};
-use super::prompt::{Prompt, TOOL_NAME, parse_output};
-use super::{
-    ModelConfig, ReflectError, ReflectFuture, ReflectRequest, Reflector, nothing_to_ask, parse_json, usage,
-    warn_if_plain,
-};
+use super::{ModelConfig, nothing_to_ask, parse_json, usage, warn_if_plain};
 use crate::dream::model::Reflection;
+use crate::dream::reflector::prompt::{Prompt, TOOL_NAME, parse_output};
+use crate::dream::reflector::{ReflectError, ReflectFuture, ReflectRequest, Reflector};
 
 /// The public API.
 pub const DEFAULT_ENDPOINT: &str = "https://api.anthropic.com";
@@ -153,7 +151,7 @@ mod tests {
     #[test]
     fn the_key_never_shows_in_debug_output() {
         let config = ModelConfig {
-            api_key: super::super::ApiKey::new("sk-ant-secret\n"),
+            api_key: crate::reflectors::ApiKey::new("sk-ant-secret\n"),
             ..ModelConfig::new(DEFAULT_MODEL)
         };
         assert!(!format!("{config:?}").contains("sk-ant-secret"));

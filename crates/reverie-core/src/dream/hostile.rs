@@ -25,7 +25,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::risk::RiskClass;
 use jiff::Timestamp;
@@ -1243,33 +1243,6 @@ fn write_session(
             labels: outcome_labels,
         },
     )
-}
-
-// ---------------------------------------------------------------------------------------------
-// `reverie dev gen-hostile`
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Debug, clap::Args)]
-pub struct GenHostileArgs {
-    /// Where to write the transcripts (and hostile-truth.json).
-    #[arg(long)]
-    pub out: PathBuf,
-    #[arg(long, default_value_t = 120)]
-    pub sessions: usize,
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
-}
-
-/// Runs `reverie dev gen-hostile`: writes the corpus and prints a summary on stderr.
-pub fn gen_hostile(args: &GenHostileArgs) -> Result<(), String> {
-    let config = HostileConfig {
-        seed: args.seed,
-        sessions: args.sessions,
-        ..HostileConfig::default()
-    };
-    let truth = generate(&config, &args.out).map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
-    eprint!("wrote to {}: {}", args.out.display(), truth.summary());
-    Ok(())
 }
 
 #[cfg(test)]

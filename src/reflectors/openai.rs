@@ -11,12 +11,10 @@ use hyper::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
 use super::http::{HttpClient, endpoint_url};
-use super::prompt::{Prompt, TOOL_NAME, parse_output};
-use super::{
-    ModelConfig, ReflectError, ReflectFuture, ReflectRequest, Reflector, nothing_to_ask, parse_json, usage,
-    warn_if_plain,
-};
+use super::{ModelConfig, nothing_to_ask, parse_json, usage, warn_if_plain};
 use crate::dream::model::Reflection;
+use crate::dream::reflector::prompt::{Prompt, TOOL_NAME, parse_output};
+use crate::dream::reflector::{ReflectError, ReflectFuture, ReflectRequest, Reflector};
 
 /// The public API.
 pub const DEFAULT_ENDPOINT: &str = "https://api.openai.com";
@@ -118,7 +116,7 @@ fn read_answer(endpoint: &str, body: &Bytes) -> Result<Reflection, ReflectError>
     if let Some(refusal) = message.get("refusal").and_then(Value::as_str) {
         return Err(schema(format!(
             "the model refused ({}); adjust the reflector instructions or the model",
-            super::truncate_chars(refusal, 200)
+            crate::dream::reflector::truncate_chars(refusal, 200)
         )));
     }
     if choice.get("finish_reason").and_then(Value::as_str) == Some("length") {
@@ -165,7 +163,7 @@ fn strip_code_fence(content: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dream::reflector::ApiKey;
+    use crate::reflectors::ApiKey;
 
     #[test]
     fn the_public_api_needs_a_key_and_a_self_hosted_one_does_not() {

@@ -20,7 +20,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use super::ReflectError;
+use crate::dream::reflector::ReflectError;
 
 /// Largest response body read: a structured answer is a few kilobytes, and a misbehaving
 /// endpoint must not make the pass buffer without bound.
@@ -234,7 +234,7 @@ pub(crate) fn excerpt(body: &[u8], max_chars: usize) -> String {
     if line.is_empty() {
         return "(empty body)".to_string();
     }
-    super::truncate_chars(&line, max_chars)
+    crate::dream::reflector::truncate_chars(&line, max_chars)
 }
 
 /// `{base}{path}` as a URL: `base` is an endpoint's base URL (`https://api.anthropic.com`), with
