@@ -331,11 +331,7 @@ async fn create_proposal(client: &Client, target: &Target<'_>, mut object: Memor
     // The approval policy wants the creator on record; without it, a cluster that enforces the
     // policy refuses the create with a message saying so.
     match crate::kube_ext::whoami(client).await {
-        Ok(user) => {
-            object
-                .annotations_mut()
-                .insert(crate::api::memory_proposal::CREATED_BY_ANNOTATION.to_string(), user);
-        }
+        Ok(user) => object.record_creator(user),
         Err(e) => eprintln!("warning: proposal {name} will not record its creator: {e}"),
     }
     match api.create(&PostParams::default(), &object).await {

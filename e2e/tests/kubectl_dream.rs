@@ -632,10 +632,7 @@ impl PolicyFixture {
 
 /// `proposal` with its creator on record, as the dream pods and `kubectl dream` write it.
 fn created_by(mut proposal: MemoryProposal, user: &str) -> MemoryProposal {
-    proposal.annotations_mut().insert(
-        reverie::api::memory_proposal::CREATED_BY_ANNOTATION.to_string(),
-        user.to_string(),
-    );
+    proposal.record_creator(user);
     proposal
 }
 

@@ -281,6 +281,16 @@ pub struct MemoryProposalStatus {
     pub rebased_from: Option<u64>,
 }
 
+impl MemoryProposal {
+    /// Records `user` as the proposal's creator ([`CREATED_BY_ANNOTATION`]).
+    pub fn record_creator(&mut self, user: impl Into<String>) {
+        self.metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(CREATED_BY_ANNOTATION.to_string(), user.into());
+    }
+}
+
 impl MemoryProposalSpec {
     /// `sha256:<hex>` of the canonical JSON of the spec without `approval`: what a reviewer saw.
     ///

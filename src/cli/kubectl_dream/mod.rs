@@ -150,10 +150,7 @@ impl Session {
 
     /// Records the caller as the creator of a proposal about to be created.
     pub async fn stamp_creator(&self, proposal: &mut crate::api::MemoryProposal) -> Result<(), String> {
-        let user = self.whoami().await?;
-        proposal
-            .annotations_mut()
-            .insert(crate::api::memory_proposal::CREATED_BY_ANNOTATION.to_string(), user);
+        proposal.record_creator(self.whoami().await?);
         Ok(())
     }
 }
