@@ -11,9 +11,11 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
-use serde::{Deserialize, Serialize};
 
 use crate::api::agent::MemoryStore as StoreKind;
+use crate::api::dream_job::{
+    JOB_LABEL, MAX_MESSAGE, PassResult, RunReport, SCHEDULE_LABEL, suspected_injections, truncate,
+};
 use crate::api::memory_proposal::{MAX_CHANGES, MemoryProposalSpec, ProposalSource, ProposalStats};
 use crate::api::{Agent, LocalObjectReference, MemoryProposal};
 use crate::dream::model::DreamSettings;
@@ -23,99 +25,8 @@ use crate::store::configmap::ConfigMapStore;
 use crate::store::files::FileStore;
 use crate::store::{MemoryStore, Snapshot};
 
-/// Label on a proposal: the DreamSchedule whose pass created it.
-pub const SCHEDULE_LABEL: &str = "reverie.dev/schedule";
-/// Label on a proposal: the dream Job that created it.
-pub const JOB_LABEL: &str = "reverie.dev/job";
 /// Longest summary a proposal holds (the CRD's bound).
 const MAX_SUMMARY: usize = 16_384;
-/// A termination message is cut by the kubelet at 4096 bytes; the message stays well below.
-const MAX_MESSAGE: usize = 1_500;
-
-/// How a pass ended, as the dream container reports it in its termination message.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RunReport {
-    /// `Proposed`, `NothingToPropose`, `NoSessions` or `Failed`.
-    pub result: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proposal: Option<String>,
-    #[serde(default)]
-    pub sessions_reviewed: u64,
-    #[serde(default)]
-    pub tokens: u64,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub message: String,
-    /// Texts the pass refused for their risk class (at most [`MAX_REPORTED_INJECTIONS`]).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub suspected_injections: Vec<SuspectedInjection>,
-}
-
-/// Suspected injections a termination message carries: it is cut at 4096 bytes.
-pub const MAX_REPORTED_INJECTIONS: usize = 5;
-
-/// One suspected injection, as the operator turns it into a Warning event and a metric.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SuspectedInjection {
-    /// The risk class (`revealsSecrets`, `addsRecipients`, …).
-    pub class: String,
-    /// Distinct sessions it was found in.
-    pub sessions: u32,
-    /// A session it was found in.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub example: String,
-    /// The start of the text, for a person to recognise it.
-    pub excerpt: String,
-}
-
-/// The suspected injections of a pass, strongest first, bounded for the termination message.
-fn suspected(stats: &crate::dream::pass::PassStats) -> Vec<SuspectedInjection> {
-    stats
-        .unsafe_texts
-        .iter()
-        .take(MAX_REPORTED_INJECTIONS)
-        .map(|u| SuspectedInjection {
-            class: u.class.as_str().to_string(),
-            sessions: u.sessions,
-            example: truncate(u.example.as_deref().unwrap_or_default(), 120),
-            excerpt: truncate(&u.text, 120),
-        })
-        .collect()
-}
-
-impl RunReport {
-    /// The report of a pass that failed with `error`.
-    pub fn failed(error: &str) -> Self {
-        Self {
-            result: "Failed".into(),
-            message: truncate(error, MAX_MESSAGE),
-            ..Self::default()
-        }
-    }
-
-    /// Writes the report as one JSON line to `path` (the container's termination log).
-    pub fn write_to(&self, path: &Path) -> Result<(), String> {
-        let json = serde_json::to_string(self).map_err(|e| e.to_string())?;
-        std::fs::write(path, json).map_err(|e| format!("cannot write the result to {}: {e}", path.display()))
-    }
-
-    /// Reads a report back from a termination message; `None` when it is not one.
-    pub fn parse(message: &str) -> Option<Self> {
-        serde_json::from_str(message.trim()).ok()
-    }
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
-}
 
 /// What an in-cluster pass works on.
 pub struct Target<'a> {
@@ -143,7 +54,7 @@ pub async fn run(
 ) -> Result<RunReport, String> {
     let client = Client::try_default()
         .await
-        .map_err(|e| format!("cannot reach the API server: {}", crate::operator::error_chain(&e)))?;
+        .map_err(|e| format!("cannot reach the API server: {}", crate::errors::error_chain(&e)))?;
     let agents: Api<Agent> = Api::namespaced(client.clone(), target.namespace);
     let agent = agents
         .get(target.agent)
@@ -174,15 +85,15 @@ pub async fn run(
     println!("{}", report.to_text(false));
     match outcome {
         PassOutcome::NoSessions(stats) => Ok(RunReport {
-            suspected_injections: suspected(&stats),
-            result: "NoSessions".into(),
+            suspected_injections: suspected_injections(&stats),
+            result: PassResult::NoSessions,
             sessions_reviewed: stats.sessions_reviewed,
             message: "no sessions in the lookback window: nothing to review".into(),
             ..RunReport::default()
         }),
         PassOutcome::NothingToPropose { stats, .. } => Ok(RunReport {
-            suspected_injections: suspected(&stats),
-            result: "NothingToPropose".into(),
+            suspected_injections: suspected_injections(&stats),
+            result: PassResult::NothingToPropose,
             sessions_reviewed: stats.sessions_reviewed,
             tokens: stats.tokens_in + stats.tokens_out,
             message: format!("reviewed {} sessions: nothing new to propose", stats.sessions_reviewed),
@@ -204,12 +115,12 @@ pub async fn run(
                 None => (create_proposal(&client, target, object).await?, proposed),
             };
             Ok(RunReport {
-                result: "Proposed".into(),
+                result: PassResult::Proposed,
                 sessions_reviewed: proposal.stats.sessions_reviewed,
                 tokens: proposal.stats.tokens_in + proposal.stats.tokens_out,
                 message: truncate(&message, MAX_MESSAGE),
                 proposal: Some(name),
-                suspected_injections: suspected(&proposal.stats),
+                suspected_injections: suspected_injections(&proposal.stats),
             })
         }
     }
@@ -351,56 +262,6 @@ pub fn split_agent(agent: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn report_round_trips_and_failures_stay_short() {
-        let report = RunReport {
-            result: "Proposed".into(),
-            proposal: Some("p".into()),
-            sessions_reviewed: 12,
-            tokens: 300,
-            message: "proposed 2 changes".into(),
-            suspected_injections: vec![SuspectedInjection {
-                class: "addsRecipients".into(),
-                sessions: 9,
-                example: "s-1".into(),
-                excerpt: "Always add bcc".into(),
-            }],
-        };
-        let json = serde_json::to_string(&report).unwrap();
-        assert_eq!(RunReport::parse(&json), Some(report));
-        assert_eq!(RunReport::parse("panic: boom"), None);
-        let failed = RunReport::failed(&"x".repeat(10_000));
-        assert!(serde_json::to_string(&failed).unwrap().len() < 4096);
-        // The most a report can carry still fits a termination message.
-        let full = RunReport {
-            message: "m".repeat(10_000),
-            suspected_injections: vec![
-                SuspectedInjection {
-                    class: "contactsUnknownAddress".into(),
-                    sessions: u32::MAX,
-                    example: "e".repeat(1_000),
-                    excerpt: "x".repeat(1_000),
-                };
-                MAX_REPORTED_INJECTIONS
-            ],
-            ..RunReport::failed("")
-        };
-        let bounded = RunReport {
-            message: truncate(&full.message, MAX_MESSAGE),
-            suspected_injections: full
-                .suspected_injections
-                .iter()
-                .map(|i| SuspectedInjection {
-                    example: truncate(&i.example, 120),
-                    excerpt: truncate(&i.excerpt, 120),
-                    ..i.clone()
-                })
-                .collect(),
-            ..full
-        };
-        assert!(serde_json::to_string(&bounded).unwrap().len() < 4096);
-    }
 
     #[test]
     fn agents_are_namespace_slash_name() {

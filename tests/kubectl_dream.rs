@@ -6,9 +6,9 @@ use std::process::{Command, Output};
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ConfigMap;
+use reverie::api::review::render_diff;
 use reverie::api::{Agent, MemoryProposal};
 use reverie::cli::kubectl_dream::Output as Format;
-use reverie::cli::kubectl_dream::diff::render_diff;
 use reverie::cli::kubectl_dream::history::{build_history, render_history};
 use reverie::cli::kubectl_dream::render_list;
 use serde_json::{Value, json};

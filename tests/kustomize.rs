@@ -191,7 +191,7 @@ fn samples() -> Samples {
     samples
 }
 
-fn problems(found: Vec<controller::Problem>) -> Vec<String> {
+fn problems(found: Vec<reverie::api::rules::Problem>) -> Vec<String> {
     found.iter().map(|p| format!("{p:?}")).collect()
 }
 
@@ -204,9 +204,9 @@ fn the_sample_agent_has_a_runtime_sessions_on_a_pvc_and_review() {
     let name = agent.metadata.name.as_deref().unwrap();
     assert_eq!(name, "support");
     assert!(
-        controller::agent::validate(name, &agent.spec).is_empty(),
+        reverie::api::rules::agent::validate(name, &agent.spec).is_empty(),
         "{:?}",
-        problems(controller::agent::validate(name, &agent.spec))
+        problems(reverie::api::rules::agent::validate(name, &agent.spec))
     );
     let runtime = agent.spec.runtime.as_ref().expect("the sample agent has a runtime");
     assert!(!runtime.image.is_empty());
@@ -248,7 +248,7 @@ fn the_sample_proposals_are_valid_one_pending_one_approved() {
             agent.metadata.name.clone().unwrap(),
             "{name}"
         );
-        let problems = problems(controller::memory_proposal::validate(
+        let problems = problems(reverie::api::rules::memory_proposal::validate(
             &proposal.spec,
             &agent.spec.memory.protected_sections,
         ));

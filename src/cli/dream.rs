@@ -391,7 +391,7 @@ fn run_in_cluster(args: &DreamArgs, namespace: &str, agent: &str) -> CliResult {
     let outcome = in_cluster_pass(args, namespace, agent);
     let report = match &outcome {
         Ok(report) => report.clone(),
-        Err(error) => crate::dreamer::RunReport::failed(error),
+        Err(error) => crate::api::dream_job::RunReport::failed(error),
     };
     if let Some(path) = &args.result_file
         && let Err(e) = report.write_to(path)
@@ -403,7 +403,7 @@ fn run_in_cluster(args: &DreamArgs, namespace: &str, agent: &str) -> CliResult {
     Ok(())
 }
 
-fn in_cluster_pass(args: &DreamArgs, namespace: &str, agent: &str) -> Result<crate::dreamer::RunReport, String> {
+fn in_cluster_pass(args: &DreamArgs, namespace: &str, agent: &str) -> Result<crate::api::dream_job::RunReport, String> {
     let settings = settings(args, Timestamp::now())?;
     let reflector = reflector(args)?;
     let sessions = session_roots(args);

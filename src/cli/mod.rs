@@ -207,7 +207,7 @@ async fn report_revision(configmap: &str, info: &crate::store::RevisionInfo) -> 
     let client = kube::Client::try_default().await.map_err(|e| {
         format!(
             "cannot reach the API server to report the revision: {}",
-            operator::error_chain(&e)
+            crate::errors::error_chain(&e)
         )
     })?;
     let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| client.default_namespace().to_string());
@@ -219,7 +219,7 @@ async fn report_revision(configmap: &str, info: &crate::store::RevisionInfo) -> 
             format!(
                 "revision {} is written but reporting it on ConfigMap {namespace}/{configmap} failed: {}",
                 info.revision,
-                operator::error_chain(&e)
+                crate::errors::error_chain(&e)
             )
         })?;
     Ok(())

@@ -5,34 +5,18 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::{Value, json};
 
 use crate::api::agent::{MemoryStore, SessionsSpec};
+use crate::api::dream_job::{
+    API_KEY_ENV, CONTAINER, DREAM_AGENT_LABEL, DREAMER_SERVICE_ACCOUNT, MEMORY_MOUNT, RESULT_FILE, SCHEDULE_LABEL,
+    SCHEDULED_AT_ANNOTATION, SESSIONS_MOUNT,
+};
 use crate::api::dream_schedule::{DreamScheduleSpec, Output, ReflectorProvider};
-use crate::api::{Agent, DreamSchedule};
+use crate::api::{Agent, DreamSchedule, rules};
 use crate::naming::{bounded_name, short_hash};
 
-/// Label on dream Jobs and their pods: the DreamSchedule.
-pub const SCHEDULE_LABEL: &str = crate::dreamer::SCHEDULE_LABEL;
-/// Label on dream Jobs and their pods: the agent whose memory the pass proposes to.
-pub const DREAM_AGENT_LABEL: &str = "reverie.dev/dream-agent";
-/// Annotation on a dream Job: the fire time it runs for (RFC 3339), or the run-now request.
-pub const SCHEDULED_AT_ANNOTATION: &str = "reverie.dev/scheduled-at";
-/// Annotation on a DreamSchedule: a new value starts a pass now.
-pub const DREAM_NOW_ANNOTATION: &str = "reverie.dev/dream-now";
-/// The ServiceAccount dream pods run as unless the schedule names another.
-pub const DREAMER_SERVICE_ACCOUNT: &str = "reverie-dreamer";
-/// Where the pod finds its agents' sessions (one directory per agent in a collective pass).
-pub const SESSIONS_MOUNT: &str = "/var/lib/reverie/sessions";
-/// Where a PVC-backed memory is mounted (read-only).
-pub const MEMORY_MOUNT: &str = "/var/lib/reverie/memory";
-/// The container's termination log: the pass reports its outcome there.
-pub const RESULT_FILE: &str = "/dev/termination-log";
-/// The container that runs the pass (its termination message carries the outcome).
-pub const CONTAINER: &str = "dream";
-/// Environment variable carrying the reflector's API key from its Secret.
-pub const API_KEY_ENV: &str = "REVERIE_API_KEY";
 /// Defaults when the schedule's `jobTemplate` sets none: one retry, one hour.
 const DEFAULT_BACKOFF_LIMIT: i32 = 1;
 const DEFAULT_ACTIVE_DEADLINE_SECONDS: i64 = 3600;
@@ -252,7 +236,7 @@ fn pass_args(spec: &DreamScheduleSpec, min_agents: u32) -> Vec<String> {
         args.extend(["--max-age".into(), max_age.clone()]);
     }
     if let Some(selector) = &spec.lookback.label_selector {
-        for label in session_labels(selector).unwrap_or_default() {
+        for label in rules::dream_schedule::session_labels(selector).unwrap_or_default() {
             args.extend(["--label".into(), label]);
         }
     }
@@ -284,33 +268,6 @@ fn pass_args(spec: &DreamScheduleSpec, min_agents: u32) -> Vec<String> {
         }
     }
     args
-}
-
-/// The session-label filter as `key=value` / `key` arguments. Session labels support equality
-/// and presence only, so `In` with one value and `Exists` are the expressions accepted.
-pub fn session_labels(selector: &LabelSelector) -> Result<Vec<String>, String> {
-    let mut labels: Vec<String> = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    for expression in selector.match_expressions.iter().flatten() {
-        labels.push(expression_label(expression)?);
-    }
-    Ok(labels)
-}
-
-fn expression_label(expression: &LabelSelectorRequirement) -> Result<String, String> {
-    let values = expression.values.as_deref().unwrap_or_default();
-    match (expression.operator.as_str(), values) {
-        ("Exists", _) => Ok(expression.key.clone()),
-        ("In", [value]) => Ok(format!("{}={value}", expression.key)),
-        (operator, _) => Err(format!(
-            "session labels support matchLabels, `Exists` and `In` with one value; {operator} on {:?} is not supported",
-            expression.key
-        )),
-    }
 }
 
 /// Where a dream Job is in its life.
@@ -524,21 +481,5 @@ mod tests {
         let pod = job.spec.unwrap().template.spec.unwrap();
         let memory = pod.volumes.unwrap().into_iter().find(|v| v.name == "memory").unwrap();
         assert_eq!(memory.persistent_volume_claim.unwrap().read_only, Some(true));
-    }
-
-    #[test]
-    fn session_label_selectors_map_to_label_flags_or_explain_what_is_unsupported() {
-        let selector: LabelSelector = serde_json::from_value(json!({"matchLabels": {"project": "billing"},
-            "matchExpressions": [{"key": "vip", "operator": "Exists"}, {"key": "tier", "operator": "In", "values": ["gold"]}]}))
-        .unwrap();
-        assert_eq!(
-            session_labels(&selector).unwrap(),
-            ["project=billing", "vip", "tier=gold"]
-        );
-        let unsupported: LabelSelector = serde_json::from_value(
-            json!({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["x"]}]}),
-        )
-        .unwrap();
-        assert!(session_labels(&unsupported).unwrap_err().contains("NotIn"));
     }
 }

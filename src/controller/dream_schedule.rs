@@ -19,13 +19,14 @@ use super::agent::find_agents;
 use super::dream_job::{self, JobState, PassPlan, Trigger};
 use super::report_acceptance_change;
 use super::status::apply_status;
-use super::{Context, Problem, Result, acceptance_conditions, instrumented, publish_event};
+use super::{Context, Result, instrumented, publish_event};
+use crate::api::dream_job::{DREAM_NOW_ANNOTATION, RunReport, SuspectedInjection};
 use crate::api::dream_schedule::{
     AgentRun, ConcurrencyPolicy, DreamScheduleSpec, DreamScheduleStatus, Output, ReflectorProvider,
 };
-use crate::api::{Agent, DreamSchedule, SecretKeyReference, conditions, duration};
-use crate::dreamer::RunReport;
-use crate::schedule::{Due, Schedule, ScheduleError};
+use crate::api::rules::{self, Problem, acceptance_conditions};
+use crate::api::{Agent, DreamSchedule, SecretKeyReference, conditions};
+use crate::schedule::{Due, Schedule};
 
 pub const CONTROLLER: &str = "dreamschedule";
 
@@ -180,7 +181,7 @@ fn triggers(schedule: &DreamSchedule, status: &DreamScheduleStatus, due: &Due) -
     }
     let requested = schedule
         .annotations()
-        .get(dream_job::DREAM_NOW_ANNOTATION)
+        .get(DREAM_NOW_ANNOTATION)
         .filter(|v| !v.is_empty());
     if let Some(value) = requested
         && status.last_dream_now.as_ref() != Some(value)
@@ -286,7 +287,7 @@ async fn start_pass(
     record_run(status, run(&agent, &job_name, RUNNING, "", now));
     let why = match trigger {
         Trigger::Scheduled(at) => format!("scheduled for {at}"),
-        Trigger::Now(_) => format!("requested with {}", dream_job::DREAM_NOW_ANNOTATION),
+        Trigger::Now(_) => format!("requested with {}", DREAM_NOW_ANNOTATION),
     };
     let note = format!("started dream Job {job_name} for agent {agent} ({why})");
     publish_event(ctx, schedule, EventType::Normal, "DreamStarted", "StartDream", note).await;
@@ -406,7 +407,8 @@ async fn finished_run(
     state: JobState,
 ) -> Result<AgentRun> {
     let pods = Api::<Pod>::namespaced(ctx.client.clone(), &schedule.namespace().unwrap_or_default());
-    let message = crate::kube_ext::job_pod_message(&pods, &job.name_any(), Some(dream_job::CONTAINER)).await?;
+    let message =
+        crate::kube_ext::job_pod_message(&pods, &job.name_any(), Some(crate::api::dream_job::CONTAINER)).await?;
     let report = message.as_deref().and_then(RunReport::parse);
     let finished = dream_job::finished_at(job).unwrap_or_else(|| ctx.clock.now());
     let result = if state == JobState::Succeeded {
@@ -451,7 +453,7 @@ async fn report_injections(
     schedule: &DreamSchedule,
     agent: &str,
     job: &str,
-    injections: &[crate::dreamer::SuspectedInjection],
+    injections: &[SuspectedInjection],
 ) {
     if injections.is_empty() {
         return;
@@ -544,105 +546,15 @@ pub fn expired_jobs(jobs: &[Job], keep_succeeded: usize, keep_failed: usize) -> 
     expired
 }
 
-/// Everything wrong with a schedule's spec on its own (empty when it is valid).
+/// Everything wrong with a schedule's spec on its own: the kind's rules and the output's
+/// settings (GitOps checks live with the GitOps code).
 pub fn validate(spec: &DreamScheduleSpec) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    match Schedule::parse(&spec.schedule, &spec.time_zone) {
-        Err(e) => {
-            let reason = match e {
-                ScheduleError::InvalidCron { .. } => "InvalidSchedule",
-                ScheduleError::UnknownTimeZone(_) => "UnknownTimeZone",
-            };
-            problems.push(Problem::new(reason, e.to_string()));
-        }
-        // Fire times are searched from 2000 on; a date that never occurs (February 30th)
-        // would leave the schedule silently idle.
-        Ok(parsed)
-            if parsed
-                .next_after(Timestamp::from_second(946_684_800).unwrap_or_default())
-                .is_none() =>
-        {
-            problems.push(Problem::new(
-                "InvalidSchedule",
-                format!("schedule {:?} never fires: no date matches it", spec.schedule),
-            ));
-        }
-        Ok(_) => {}
-    }
-    let agents = &spec.agents;
-    match (agents.names.is_empty(), agents.selector.is_some()) {
-        (true, false) => problems.push(Problem::new(
-            "InvalidAgentSelection",
-            "spec.agents: set either names or selector to choose which agents dream",
-        )),
-        (false, true) => problems.push(Problem::new(
-            "InvalidAgentSelection",
-            "spec.agents: set names or selector, not both",
-        )),
-        _ => {}
-    }
-    if let Some(selector) = &agents.selector
-        && let Err(e) = Selector::try_from(selector.clone())
-    {
-        problems.push(Problem::new(
-            "InvalidAgentSelection",
-            format!("spec.agents.selector: {e}"),
-        ));
-    }
-    if let Some(max_age) = &spec.lookback.max_age
-        && let Err(e) = duration::parse(max_age)
-    {
-        problems.push(Problem::new("InvalidDuration", format!("spec.lookback.maxAge: {e}")));
-    }
-    if let Some(selector) = &spec.lookback.label_selector
-        && let Err(e) = dream_job::session_labels(selector)
-    {
-        problems.push(Problem::new(
-            "InvalidLookback",
-            format!("spec.lookback.labelSelector: {e}"),
-        ));
-    }
-    if let Err(e) = duration::parse(&spec.curation.stale_after) {
-        problems.push(Problem::new(
-            "InvalidDuration",
-            format!("spec.curation.staleAfter: {e}"),
-        ));
-    }
-    problems.extend(validate_reflector(spec));
+    let mut problems = rules::dream_schedule::validate(spec);
     problems.extend(
         crate::gitops::validate(&spec.output)
             .into_iter()
             .map(|message| Problem::new("InvalidOutput", message)),
     );
-    problems
-}
-
-fn validate_reflector(spec: &DreamScheduleSpec) -> Vec<Problem> {
-    let reflector = &spec.reflector;
-    let mut problems = Vec::new();
-    if reflector.provider == ReflectorProvider::Builtin {
-        return problems;
-    }
-    if reflector.model.as_deref().is_none_or(str::is_empty) {
-        problems.push(Problem::new(
-            "InvalidReflector",
-            "spec.reflector.model: a model name is required for the anthropic and openai reflectors",
-        ));
-    }
-    if reflector.provider == ReflectorProvider::Anthropic && reflector.api_key_secret_ref.is_none() {
-        problems.push(Problem::new(
-            "InvalidReflector",
-            "spec.reflector.apiKeySecretRef: the anthropic reflector needs an API key from a Secret",
-        ));
-    }
-    if let Some(endpoint) = &reflector.endpoint
-        && !(endpoint.starts_with("https://") || endpoint.starts_with("http://"))
-    {
-        problems.push(Problem::new(
-            "InvalidReflector",
-            format!("spec.reflector.endpoint: {endpoint:?} is not an http(s) URL"),
-        ));
-    }
     problems
 }
 
@@ -744,90 +656,4 @@ async fn check_secret_key(ctx: &Context, namespace: &str, secret_ref: &SecretKey
             ),
         )
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec(extra: serde_json::Value) -> DreamScheduleSpec {
-        let mut base = serde_json::json!({"schedule": "@daily", "agents": {"names": ["support"]}});
-        if let (Some(base), Some(extra)) = (base.as_object_mut(), extra.as_object()) {
-            base.extend(extra.clone());
-        }
-        serde_json::from_value(base).unwrap()
-    }
-
-    fn reasons(spec: &DreamScheduleSpec) -> Vec<&'static str> {
-        validate(spec).iter().map(|p| p.reason).collect()
-    }
-
-    #[test]
-    fn defaults_are_valid() {
-        let spec = spec(serde_json::json!({}));
-        assert!(validate(&spec).is_empty());
-        assert_eq!(spec.time_zone, "UTC");
-        assert_eq!(spec.lookback.sessions, 50);
-        assert_eq!(spec.curation.min_evidence, 3);
-        assert_eq!(spec.successful_jobs_history_limit, 3);
-    }
-
-    #[test]
-    fn bad_cron_and_time_zone_have_their_own_reasons() {
-        assert_eq!(
-            reasons(&spec(serde_json::json!({"schedule": "every night"}))),
-            ["InvalidSchedule"]
-        );
-        assert_eq!(
-            reasons(&spec(serde_json::json!({"timeZone": "Europe/Atlantis"}))),
-            ["UnknownTimeZone"]
-        );
-        assert_eq!(
-            reasons(&spec(serde_json::json!({"schedule": "0 0 30 2 *"}))),
-            ["InvalidSchedule"]
-        );
-    }
-
-    #[test]
-    fn agents_need_names_or_a_selector_but_not_both() {
-        assert_eq!(
-            reasons(&spec(serde_json::json!({"agents": {}}))),
-            ["InvalidAgentSelection"]
-        );
-        assert_eq!(
-            reasons(&spec(
-                serde_json::json!({"agents": {"names": ["a"], "selector": {"matchLabels": {"team": "x"}}}})
-            )),
-            ["InvalidAgentSelection"]
-        );
-        assert!(
-            reasons(&spec(
-                serde_json::json!({"agents": {"selector": {"matchLabels": {"team": "x"}}}})
-            ))
-            .is_empty()
-        );
-    }
-
-    #[test]
-    fn model_reflectors_need_a_model_and_anthropic_a_key() {
-        let anthropic = spec(serde_json::json!({"reflector": {"provider": "anthropic"}}));
-        assert_eq!(reasons(&anthropic), ["InvalidReflector", "InvalidReflector"]);
-        let openai = spec(
-            serde_json::json!({"reflector": {"provider": "openai", "model": "llama", "endpoint": "http://llm:8000"}}),
-        );
-        assert!(reasons(&openai).is_empty());
-        let bad_endpoint =
-            spec(serde_json::json!({"reflector": {"provider": "openai", "model": "m", "endpoint": "llm:8000"}}));
-        assert_eq!(reasons(&bad_endpoint), ["InvalidReflector"]);
-    }
-
-    #[test]
-    fn durations_are_checked() {
-        assert_eq!(
-            reasons(&spec(
-                serde_json::json!({"lookback": {"maxAge": "two weeks"}, "curation": {"staleAfter": "1y"}})
-            )),
-            ["InvalidDuration", "InvalidDuration"]
-        );
-    }
 }

@@ -12,8 +12,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, ResourceExt};
 
-use super::dream_job::{DREAMER_SERVICE_ACCOUNT, managed_labels};
+use super::dream_job::managed_labels;
 use super::{Context, Result};
+use crate::api::dream_job::DREAMER_SERVICE_ACCOUNT;
 use crate::api::{Agent, DreamSchedule};
 use crate::kube_ext::create_unless_exists;
 use crate::naming::bounded_name;

@@ -47,54 +47,6 @@ use crate::api::{Agent, DreamSchedule, MemoryProposal};
 /// How long to wait before retrying a reconcile that failed on the API.
 const ERROR_REQUEUE: Duration = Duration::from_secs(15);
 
-/// One reason a spec cannot be accepted, in words a person can act on.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    /// CamelCase cause, used as the condition and event reason.
-    pub reason: &'static str,
-    pub message: String,
-}
-
-impl Problem {
-    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            reason,
-            message: message.into(),
-        }
-    }
-}
-
-/// Folds a list of problems into the reason (the first problem's) and one message naming all.
-pub fn summarize(problems: &[Problem]) -> Option<(&'static str, String)> {
-    let first = problems.first()?;
-    let message = problems
-        .iter()
-        .map(|p| p.message.as_str())
-        .collect::<Vec<_>>()
-        .join("; ");
-    Some((first.reason, message))
-}
-
-/// `Accepted` (the spec on its own) and `Ready` (the spec and everything it refers to).
-pub fn acceptance_conditions(
-    spec_problems: &[Problem],
-    reference_problems: &[Problem],
-    valid_message: &str,
-    ready_message: &str,
-) -> Vec<crate::api::conditions::DesiredCondition> {
-    use crate::api::conditions::{ACCEPTED, DesiredCondition, READY};
-    let accepted = match summarize(spec_problems) {
-        None => DesiredCondition::true_(ACCEPTED, "Valid", valid_message),
-        Some((reason, message)) => DesiredCondition::false_(ACCEPTED, reason, message),
-    };
-    let all: Vec<Problem> = spec_problems.iter().chain(reference_problems).cloned().collect();
-    let ready = match summarize(&all) {
-        None => DesiredCondition::true_(READY, "Reconciled", ready_message),
-        Some((reason, message)) => DesiredCondition::false_(READY, reason, message),
-    };
-    vec![accepted, ready]
-}
-
 /// Runs `reconcile` with metrics: a started counter, a duration histogram, an error counter.
 pub async fn instrumented<F>(ctx: &Context, controller: &'static str, reconcile: F) -> Result<Action>
 where
@@ -223,7 +175,7 @@ pub async fn run(
     // so agent changes requeue the schedules and proposals of their namespace.
     // Dream Jobs carry the schedule label; their progress updates the schedule's status.
     let dream_jobs = watcher::Config::default()
-        .labels(dream_job::SCHEDULE_LABEL)
+        .labels(crate::api::dream_job::SCHEDULE_LABEL)
         .any_semantic();
     let schedule_controller = Controller::new(schedules, config.clone())
         .owns(Api::<Job>::all(client.clone()), dream_jobs)

@@ -9,7 +9,6 @@
 //! One attempt, no retry: a retried dream pod runs the whole publication again, and a pull
 //! request that an earlier attempt opened is recognised there.
 
-use std::error::Error as _;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -271,16 +270,10 @@ async fn send(prepared: ForgeRequest) -> Result<(u16, Bytes), String> {
     for (name, value) in prepared.headers {
         request.headers_mut().insert(name, value);
     }
-    let response = client.request(request).await.map_err(|e| {
-        let mut text = e.to_string();
-        let mut source = e.source();
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
-    })?;
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| crate::errors::error_chain(&e))?;
     let (parts, body) = response.into_parts();
     let body = Limited::new(body, MAX_RESPONSE_BYTES)
         .collect()

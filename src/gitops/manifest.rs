@@ -16,6 +16,7 @@ use super::CONTENT_DIGEST_ANNOTATION;
 use crate::api::MemoryProposal;
 use crate::api::dream_schedule::GitOutput;
 use crate::api::memory_proposal::MemoryProposalStatus;
+use crate::api::review::plural;
 
 /// Longest commit subject and pull-request title kept.
 const MAX_TITLE_CHARS: usize = 120;
@@ -170,7 +171,7 @@ pub fn review_diff(proposal: &MemoryProposal) -> String {
         digest: Some(proposal.spec.content_digest()),
         ..MemoryProposalStatus::default()
     });
-    let text = crate::cli::kubectl_dream::diff::render_diff(&shown, false);
+    let text = crate::api::review::render_diff(&shown, false);
     let text = text.trim_end();
     let kept = text.rsplit_once("\n\n").map_or(text, |(head, _)| head);
     format!("{kept}\n")
@@ -178,14 +179,6 @@ pub fn review_diff(proposal: &MemoryProposal) -> String {
 
 fn longest_backtick_run(text: &str) -> usize {
     text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
-}
-
-fn plural(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
-    }
 }
 
 fn truncate(text: &str, max_chars: usize) -> String {

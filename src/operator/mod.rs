@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::api::{Agent, DreamSchedule, MemoryProposal};
 use crate::controller::{self, Context, SystemClock};
+use crate::errors::error_chain;
 use crate::metrics::Metrics;
 use health::{Health, Leadership};
 
@@ -61,21 +62,6 @@ pub enum OperatorError {
     Election(String),
     #[error("stopped acting: {0}")]
     LostLeadership(String),
-}
-
-/// A kube error and its sources as one line (e.g. `... : Connection refused (os error 111)`).
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        source = cause.source();
-    }
-    line
 }
 
 /// Loads the configuration and proves the API server answers, so a missing or unreachable

@@ -7,7 +7,6 @@
 //! prompts.
 
 use std::collections::hash_map::RandomState;
-use std::error::Error as _;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
@@ -188,7 +187,11 @@ impl HttpClient {
         for (name, value) in headers {
             request.headers_mut().insert(name.clone(), value.clone());
         }
-        let response = self.client.request(request).await.map_err(|e| describe(&e))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| crate::errors::error_chain(&e))?;
         let (parts, body) = response.into_parts();
         let body = Limited::new(body, MAX_RESPONSE_BYTES)
             .collect()
@@ -213,18 +216,6 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     number("retry-after-ms")
         .map(|ms| Duration::from_secs_f64(ms / 1000.0))
         .or_else(|| number("retry-after").map(Duration::from_secs_f64))
-}
-
-/// An error and its causes on one line (hyper's own message is only "client error (Connect)").
-fn describe(error: &hyper_util::client::legacy::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The start of a body as one line of text, for error messages.

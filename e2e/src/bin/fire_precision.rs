@@ -27,6 +27,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::PostParams;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
+use reverie::api::dream_job::{SCHEDULE_LABEL, SCHEDULED_AT_ANNOTATION};
 use reverie::api::{Agent, DreamSchedule};
 use reverie_e2e::{OperatorProcess, TestNamespace, apply, client, has_condition, install_crds, wait_for};
 use serde_json::json;
@@ -35,9 +36,7 @@ use tokio::sync::mpsc;
 const SCHEDULE: &str = "every-minute";
 const CRONJOB: &str = "every-minute-kcm";
 const AGENT: &str = "support";
-const SCHEDULED_AT: &str = "reverie.dev/scheduled-at";
 const CRONJOB_SCHEDULED_AT: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
-const SCHEDULE_LABEL: &str = "reverie.dev/schedule";
 /// The target of the issue: reverie's p99 fire delay.
 const TARGET_P99_MS: i64 = 1000;
 
@@ -272,7 +271,7 @@ async fn watch_jobs(api: Api<Job>, tx: mpsc::UnboundedSender<Seen>) {
 /// annotation, which is preferred.
 fn classify(job: &Job) -> Option<(Controller, Timestamp)> {
     if job.labels().get(SCHEDULE_LABEL).map(String::as_str) == Some(SCHEDULE) {
-        let at = job.annotations().get(SCHEDULED_AT)?;
+        let at = job.annotations().get(SCHEDULED_AT_ANNOTATION)?;
         return at.parse::<Timestamp>().ok().map(|t| (Controller::Reverie, t));
     }
     let minutes: i64 = job.name_any().strip_prefix(CRONJOB)?.strip_prefix('-')?.parse().ok()?;
@@ -416,7 +415,7 @@ mod tests {
         let reverie = job(
             "every-minute-support-29000000",
             json!({SCHEDULE_LABEL: SCHEDULE}),
-            json!({SCHEDULED_AT: "2025-02-19T13:20:00Z"}),
+            json!({SCHEDULED_AT_ANNOTATION: "2025-02-19T13:20:00Z"}),
         );
         let (c, at) = classify(&reverie).unwrap();
         assert_eq!(

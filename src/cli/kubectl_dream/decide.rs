@@ -12,6 +12,7 @@ use super::diff::not_found;
 use super::{Output, Session, api_error, namespace_flag, serialize};
 use crate::api::MemoryProposal;
 use crate::api::memory_proposal::{Decision, Phase};
+use crate::api::rules::memory_proposal::bare_digest;
 
 #[derive(Debug, clap::Args)]
 pub struct DecideArgs {
@@ -104,11 +105,6 @@ pub(super) async fn run(
     }
 }
 
-/// Strips the optional `sha256:` prefix, so either form of a digest compares.
-fn bare(digest: &str) -> &str {
-    digest.trim().strip_prefix("sha256:").unwrap_or(digest.trim())
-}
-
 /// The digest to record, when the proposal can be decided now; otherwise why not.
 ///
 /// Refused: not yet seen by the operator (no `status.digest`), content that no longer matches
@@ -144,7 +140,7 @@ pub fn check_decidable(proposal: &MemoryProposal, reviewed: Option<&str>) -> Res
         ));
     }
     if let Some(reviewed) = reviewed
-        && bare(reviewed) != bare(&digest)
+        && bare_digest(reviewed) != bare_digest(&digest)
     {
         return Err(format!(
             "memoryproposal {name} has digest {digest}, not the {reviewed} you reviewed; run `kubectl dream diff {name}` again"

@@ -44,7 +44,7 @@ pub(super) async fn run(session: &Session, output: Output, name: &str) -> Result
         return Ok(format!("memoryproposal/{name}: no changes edited; nothing created\n"));
     }
     let mut edited = build_edited(&original, &agent, changes)?;
-    let problems = crate::controller::memory_proposal::validate(&edited.spec, &agent.spec.memory.protected_sections);
+    let problems = crate::api::rules::memory_proposal::validate(&edited.spec, &agent.spec.memory.protected_sections);
     if !problems.is_empty() {
         let kept = file.keep();
         let list: Vec<String> = problems.into_iter().map(|p| p.message).collect();

@@ -25,8 +25,9 @@ use kube::{Client, Config, Resource, ResourceExt};
 use serde::Serialize;
 
 use crate::api::Agent;
-use crate::operator::error_chain;
+use crate::errors::error_chain;
 
+pub use crate::api::review::plural;
 pub use diff::ColorChoice;
 pub use list::{change_counts, render_list, short_age};
 
@@ -268,11 +269,6 @@ pub(crate) fn format_table(rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
-}
-
-/// `n thing` or `n things`.
-pub(crate) fn plural(n: usize, singular: &str, plural: &str) -> String {
-    format!("{n} {}", if n == 1 { singular } else { plural })
 }
 
 #[cfg(test)]

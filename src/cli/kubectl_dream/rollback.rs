@@ -339,7 +339,7 @@ mod tests {
         assert_eq!(spec.changes[1].after.as_deref(), Some("Check the account id"));
         // Everything the operator checks passes, and applying it gives revision 2's entries
         // under the current instructions.
-        assert!(crate::controller::memory_proposal::validate(spec, &[]).is_empty());
+        assert!(crate::api::rules::memory_proposal::validate(spec, &[]).is_empty());
         let origin = crate::proposal::Origin {
             proposal: "rollback",
             approved_by: Some("ana"),

@@ -9,8 +9,8 @@ use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
 use super::{Output, Session, api_error, serialize};
+use crate::api::dream_job::DREAM_NOW_ANNOTATION;
 use crate::api::{Agent, DreamSchedule};
-use crate::controller::dream_job::DREAM_NOW_ANNOTATION;
 
 pub(super) async fn run(session: &Session, output: Output, agent_name: &str) -> Result<String, String> {
     let agents = Api::<Agent>::namespaced(session.client.clone(), &session.namespace);

@@ -261,7 +261,7 @@ impl Default for RuleSourcesSpec {
 }
 
 fn default_feedback_from() -> Vec<String> {
-    crate::dream::rules::DEFAULT_FEEDBACK_FROM
+    reverie_core::dream::rules::DEFAULT_FEEDBACK_FROM
         .iter()
         .map(|s| s.to_string())
         .collect()
@@ -269,8 +269,8 @@ fn default_feedback_from() -> Vec<String> {
 
 impl RuleSourcesSpec {
     /// The dream engine's view of this spec.
-    pub fn to_rule_sources(&self) -> crate::dream::rules::RuleSources {
-        crate::dream::rules::RuleSources {
+    pub fn to_rule_sources(&self) -> reverie_core::dream::rules::RuleSources {
+        reverie_core::dream::rules::RuleSources {
             feedback_from: self.feedback_from.clone(),
             team_sessions: self
                 .team_session_labels

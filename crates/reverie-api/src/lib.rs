@@ -1,19 +1,25 @@
 //! The three custom resources of reverie (group `reverie.dev`, version `v1alpha1`).
 //!
-//! Types only: serde + schemars + kube derive, defaults and small accessors. Behaviour lives in
-//! the controllers and the pure core modules.
+//! The types (serde + schemars + kube derive, defaults and small accessors), the pure rules
+//! every reader of them applies ([`rules`]), and the translation between the memory core's
+//! changes and a proposal's reviewable changes ([`proposal`]). No client, no runtime: the
+//! operator crate does the I/O.
 
 // kube's `printcolumn(...)` attributes repeat keys such as `type_` by design; clippy's
 // duplicated-attributes lint reads them as duplicates.
 #[allow(clippy::duplicated_attributes)]
 pub mod agent;
 pub mod conditions;
+pub mod dream_job;
 #[allow(clippy::duplicated_attributes)]
 pub mod dream_schedule;
 pub mod duration;
 #[allow(clippy::duplicated_attributes)]
 pub mod memory_proposal;
+pub mod proposal;
 pub mod reference;
+pub mod review;
+pub mod rules;
 
 pub use agent::{Agent, AgentSpec, AgentStatus};
 pub use dream_schedule::{DreamSchedule, DreamScheduleSpec, DreamScheduleStatus};

@@ -8,11 +8,11 @@
 
 use jiff::Timestamp;
 
-use crate::api::memory_proposal::{ChangeOp, Evidence as ApiEvidence, ProposedChange};
-use crate::dream::report::ChangeView;
-use crate::memory::MemoryDocument;
-use crate::memory::change::Change;
-use crate::memory::document::{Entry, EntryKind, Evidence, MAX_EXAMPLE_SESSIONS, Provenance};
+use crate::memory_proposal::{ChangeOp, Evidence as ApiEvidence, ProposedChange};
+use reverie_core::dream::report::ChangeView;
+use reverie_core::memory::MemoryDocument;
+use reverie_core::memory::change::Change;
+use reverie_core::memory::document::{Entry, EntryKind, Evidence, MAX_EXAMPLE_SESSIONS, Provenance};
 
 /// Why a proposed change cannot become a memory change.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -137,7 +137,7 @@ fn to_change(change: &ProposedChange, base: &MemoryDocument, origin: &Origin<'_>
         None if change.op == ChangeOp::Add => {
             let section = change.section.as_deref().unwrap_or("entry");
             let text = change.after.as_deref().unwrap_or_default();
-            format!("{section}-{}", crate::naming::short_hash(text))
+            format!("{section}-{}", reverie_core::naming::short_hash(text))
         }
         None => return Err("every change but Add needs an id".into()),
     };
@@ -280,7 +280,7 @@ pub fn resolve(
         )]));
     };
     let changes = to_changes(&proposal.changes, base, &origin).map_err(|e| Unresolved::Invalid(e.to_string()))?;
-    crate::memory::rebase::rebase(base, current, &changes)
+    reverie_core::memory::rebase::rebase(base, current, &changes)
         .map(|changes| (changes, Some(proposal.base_revision)))
         .map_err(|conflicts| Unresolved::Conflicted(conflicts.iter().map(ToString::to_string).collect()))
 }
@@ -298,7 +298,7 @@ fn kind_of_section(section: &str) -> EntryKind {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::change::apply;
+    use reverie_core::memory::change::apply;
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()

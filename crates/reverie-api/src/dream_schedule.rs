@@ -88,7 +88,7 @@ pub struct DreamScheduleSpec {
 }
 
 fn default_max_changes() -> u32 {
-    crate::dream::model::DEFAULT_MAX_CHANGES
+    reverie_core::dream::model::DEFAULT_MAX_CHANGES
 }
 
 fn default_time_zone() -> String {
@@ -231,7 +231,7 @@ pub struct Curation {
 }
 
 fn default_strata_labels() -> Vec<String> {
-    crate::dream::signals::DEFAULT_STRATA_LABELS
+    reverie_core::dream::signals::DEFAULT_STRATA_LABELS
         .iter()
         .map(|s| s.to_string())
         .collect()
