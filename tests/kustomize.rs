@@ -229,7 +229,7 @@ fn the_sample_schedule_runs_nightly_in_paris_for_the_sample_agent() {
     let [schedule] = samples.schedules.as_slice() else {
         panic!("one sample DreamSchedule, found {}", samples.schedules.len())
     };
-    let problems = problems(controller::dream_schedule::validate(&schedule.spec));
+    let problems = problems(controller::dream_schedule::validate::problems(&schedule.spec));
     assert!(problems.is_empty(), "{problems:?}");
     assert_eq!(schedule.spec.schedule, "0 3 * * *");
     assert_eq!(schedule.spec.time_zone, "Europe/Paris");

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
-use super::dream_schedule::{self, expired_jobs};
+use super::dream_schedule::{self, runs::expired_jobs};
 use super::test_support::{Expect, NOW, Seen, condition, run_scripted, test_context};
 use crate::api::DreamSchedule;
 
@@ -134,7 +134,7 @@ async fn a_due_fire_time_starts_one_deterministic_job_and_requeues_at_the_next()
     let object = schedule(json!({}), handled_1155(), json!({}));
     let mut script = vec![support_agent(), jobs(vec![])];
     script.extend(dreamer_rbac_in_place());
-    script.extend([create_job(), Expect::event("team"), status_patch(&object)]);
+    script.extend([create_job(), status_patch(&object), Expect::event("team")]);
     let (action, seen) = reconcile(object, script).await;
 
     let created = &seen[5].body;
@@ -144,12 +144,13 @@ async fn a_due_fire_time_starts_one_deterministic_job_and_requeues_at_the_next()
     );
     assert_eq!(created["metadata"]["annotations"]["reverie.dev/scheduled-at"], NOW);
     assert_eq!(created["metadata"]["ownerReferences"][0]["kind"], "DreamSchedule");
-    assert_eq!(seen[6].body["reason"], "DreamStarted");
-    let status = &seen[7].body["status"];
+    let status = &seen[6].body["status"];
     assert_eq!(status["lastScheduleTime"], NOW);
     assert_eq!(status["nextScheduleTime"], "2026-11-20T12:05:00Z");
     assert_eq!(status["active"][0]["name"], created["metadata"]["name"]);
-    assert_eq!(last_run(&seen[7])["result"], "Running");
+    assert_eq!(last_run(&seen[6])["result"], "Running");
+    // Announced once the status that records it landed.
+    assert_eq!(seen[7].body["reason"], "DreamStarted");
     assert_eq!(action, requeue_in(Duration::from_secs(300)));
 }
 
@@ -159,11 +160,11 @@ async fn forbid_skips_while_a_pass_runs_and_records_why() {
     let running = job("nightly-support-old", "2026-11-20T11:55:00Z", None);
     let mut script = vec![support_agent(), jobs(vec![running])];
     script.extend(dreamer_rbac_in_place());
-    script.extend([Expect::event("team"), status_patch(&object)]);
+    script.extend([status_patch(&object), Expect::event("team")]);
     let (_, seen) = reconcile(object, script).await;
 
-    assert_eq!(seen[5].body["reason"], "DreamSkipped");
-    let run = last_run(&seen[6]);
+    assert_eq!(seen[6].body["reason"], "DreamSkipped");
+    let run = last_run(&seen[5]);
     assert_eq!(run["result"], "Skipped");
     assert!(
         run["message"]
@@ -173,7 +174,7 @@ async fn forbid_skips_while_a_pass_runs_and_records_why() {
         "{run}"
     );
     // The fire time counts as handled: a skipped pass does not start late.
-    assert_eq!(seen[6].body["status"]["lastScheduleTime"], NOW);
+    assert_eq!(seen[5].body["status"]["lastScheduleTime"], NOW);
 }
 
 #[tokio::test]
@@ -189,16 +190,17 @@ async fn replace_deletes_the_running_pass_before_starting_the_new_one() {
             StatusCode::OK,
             json!({}),
         ),
-        Expect::event("team"),
         create_job(),
-        Expect::event("team"),
         status_patch(&object),
+        Expect::event("team"),
+        Expect::event("team"),
     ]);
     let (_, seen) = reconcile(object, script).await;
 
     assert_eq!(seen[5].body["propagationPolicy"], "Background");
-    assert_eq!(seen[6].body["reason"], "DreamReplaced");
-    let active = seen[9].body["status"]["active"].as_array().unwrap();
+    assert_eq!(seen[8].body["reason"], "DreamReplaced");
+    assert_eq!(seen[9].body["reason"], "DreamStarted");
+    let active = seen[7].body["status"]["active"].as_array().unwrap();
     assert_eq!(active.len(), 1);
     assert_eq!(active[0]["name"], format!("nightly-support-{}", minutes(now())));
 }
@@ -209,9 +211,9 @@ async fn allow_runs_a_second_pass_beside_the_first() {
     let running = job("nightly-support-old", "2026-11-20T11:55:00Z", None);
     let mut script = vec![support_agent(), jobs(vec![running])];
     script.extend(dreamer_rbac_in_place());
-    script.extend([create_job(), Expect::event("team"), status_patch(&object)]);
+    script.extend([create_job(), status_patch(&object), Expect::event("team")]);
     let (_, seen) = reconcile(object, script).await;
-    assert_eq!(seen[7].body["status"]["active"].as_array().unwrap().len(), 2);
+    assert_eq!(seen[6].body["status"]["active"].as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -231,15 +233,15 @@ async fn a_new_dream_now_value_starts_a_pass_once() {
     let object = schedule(json!({}), status.clone(), json!({"reverie.dev/dream-now": "try-1"}));
     let mut script = vec![support_agent(), jobs(vec![])];
     script.extend(dreamer_rbac_in_place());
-    script.extend([create_job(), Expect::event("team"), status_patch(&object)]);
+    script.extend([create_job(), status_patch(&object), Expect::event("team")]);
     let (_, seen) = reconcile(object, script).await;
     let name = seen[5].body["metadata"]["name"].as_str().unwrap().to_string();
     assert!(name.starts_with("nightly-support-now-"), "{name}");
-    assert_eq!(seen[7].body["status"]["lastDreamNow"], "try-1");
+    assert_eq!(seen[6].body["status"]["lastDreamNow"], "try-1");
 
     // The same value again, once the status recorded it: no second pass (the status only
     // learns the running Job's uid).
-    let handled = seen[7].body["status"].clone();
+    let handled = seen[6].body["status"].clone();
     let object = schedule(json!({}), handled, json!({"reverie.dev/dream-now": "try-1"}));
     let running = job(&name, NOW, None);
     let script = vec![support_agent(), jobs(vec![running]), status_patch(&object)];
@@ -280,8 +282,8 @@ async fn a_failed_pass_is_reported_with_the_pods_message() {
         support_agent(),
         jobs(vec![failed]),
         Expect::get(PODS, pods),
-        Expect::event("team"),
         status_patch(&object),
+        Expect::event("team"),
     ];
     let (_, seen) = reconcile(object, script).await;
     assert!(
@@ -289,12 +291,12 @@ async fn a_failed_pass_is_reported_with_the_pods_message() {
         "{}",
         seen[2].query
     );
-    assert_eq!(seen[3].body["reason"], "DreamFailed");
-    assert!(seen[3].body["note"].as_str().unwrap().contains("connection refused"));
-    let run = last_run(&seen[4]);
+    let run = last_run(&seen[3]);
     assert_eq!(run["result"], "Failed");
     assert!(run["message"].as_str().unwrap().contains("connection refused"));
-    assert!(seen[4].body["status"].get("lastSuccessfulTime").is_none());
+    assert!(seen[3].body["status"].get("lastSuccessfulTime").is_none());
+    assert_eq!(seen[4].body["reason"], "DreamFailed");
+    assert!(seen[4].body["note"].as_str().unwrap().contains("connection refused"));
 }
 
 #[tokio::test]
@@ -391,17 +393,23 @@ async fn after_more_than_100_missed_times_only_the_latest_starts_with_a_warning(
     let mut status = handled_1155();
     status["lastScheduleTime"] = json!("2026-11-20T10:00:00Z");
     let object = schedule(json!({"schedule": "* * * * *"}), status, json!({}));
-    let mut script = vec![support_agent(), jobs(vec![]), Expect::event("team")];
+    let mut script = vec![support_agent(), jobs(vec![])];
     script.extend(dreamer_rbac_in_place());
-    script.extend([create_job(), Expect::event("team"), status_patch(&object)]);
+    script.extend([
+        create_job(),
+        status_patch(&object),
+        Expect::event("team"),
+        Expect::event("team"),
+    ]);
     let (action, seen) = reconcile(object, script).await;
-    assert_eq!(seen[2].body["type"], "Warning");
-    assert_eq!(seen[2].body["reason"], "TooManyMissedTimes");
     assert_eq!(
-        seen[6].body["metadata"]["name"],
+        seen[5].body["metadata"]["name"],
         format!("nightly-support-{}", minutes(now()))
     );
-    assert_eq!(seen[8].body["status"]["lastScheduleTime"], NOW);
+    assert_eq!(seen[6].body["status"]["lastScheduleTime"], NOW);
+    assert_eq!(seen[7].body["type"], "Warning");
+    assert_eq!(seen[7].body["reason"], "TooManyMissedTimes");
+    assert_eq!(seen[8].body["reason"], "DreamStarted");
     assert_eq!(action, requeue_in(Duration::from_secs(60)));
 }
 
@@ -418,14 +426,209 @@ async fn a_missed_time_past_the_starting_deadline_is_skipped_with_a_warning() {
     let script = vec![
         support_agent(),
         jobs(vec![]),
-        Expect::event("team"),
         status_patch(&object),
+        Expect::event("team"),
     ];
     let (_, seen) = reconcile(object, script).await;
-    assert_eq!(seen[2].body["reason"], "MissedStartingDeadline");
+    assert_eq!(seen[3].body["reason"], "MissedStartingDeadline");
     assert!(
         seen.iter().all(|s| s.path != JOBS || s.method != Method::POST),
         "nothing started"
     );
-    assert_eq!(seen[3].body["status"]["nextScheduleTime"], "2026-11-21T11:55:00Z");
+    assert_eq!(seen[2].body["status"]["nextScheduleTime"], "2026-11-21T11:55:00Z");
+}
+
+/// A failed Job and its pod's report, for a schedule that already handled 12:00.
+fn failed_pass() -> (DreamSchedule, Value, Value) {
+    let mut status = handled_1155();
+    status["lastScheduleTime"] = json!(NOW);
+    status["nextScheduleTime"] = json!("2026-11-20T12:05:00Z");
+    let object = schedule(json!({}), status, json!({}));
+    let failed = job(
+        "nightly-support-1",
+        "2026-11-20T11:55:00Z",
+        Some(("Failed", "2026-11-20T11:57:00Z")),
+    );
+    let report = r#"{"result":"Failed","message":"the reflector failed: connection refused"}"#;
+    let pods = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [{
+        "metadata": {"name": "p"},
+        "status": {"containerStatuses": [{"name": "dream", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 1, "message": report}}}]}
+    }]});
+    (object, failed, pods)
+}
+
+const FAILED_COUNTED: &str = "dream_jobs_finished_total{result=\"Failed\"} 1";
+
+#[tokio::test]
+async fn a_failed_pass_is_told_once_even_when_the_first_status_write_fails() {
+    let (object, failed, pods) = failed_pass();
+    let conflict = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict",
+        "code": 409, "message": "the object has been modified"});
+    let (ctx, handle) = test_context();
+    let script = vec![
+        support_agent(),
+        jobs(vec![failed.clone()]),
+        Expect::get(PODS, pods.clone()),
+        Expect::new(
+            Method::PATCH,
+            format!("{SCHEDULES}/nightly/status"),
+            StatusCode::CONFLICT,
+            conflict,
+        ),
+    ];
+    let (result, seen) = run_scripted(
+        handle,
+        script,
+        dream_schedule::reconcile(Arc::new(object.clone()), ctx.clone()),
+    )
+    .await;
+    assert!(result.is_err(), "the failed write is retried");
+    assert!(
+        seen.iter().all(|s| !s.path.contains("/events")),
+        "nothing told before status landed"
+    );
+    assert!(!ctx.metrics.encode().contains(FAILED_COUNTED));
+
+    // The retry sees the same status (the write did not land): now it lands, then it is told.
+    let (ctx, handle) = test_context();
+    let script = vec![
+        support_agent(),
+        jobs(vec![failed]),
+        Expect::get(PODS, pods),
+        status_patch(&object),
+        Expect::event("team"),
+    ];
+    let (result, seen) = run_scripted(handle, script, dream_schedule::reconcile(Arc::new(object), ctx.clone())).await;
+    result.unwrap();
+    assert_eq!(seen[4].body["reason"], "DreamFailed");
+    assert!(ctx.metrics.encode().contains(FAILED_COUNTED));
+
+    // Once status records it, a later reconcile neither reads the pod again nor tells it again.
+    let recorded = seen[3].body["status"].clone();
+    let object = schedule(json!({}), recorded, json!({}));
+    let (_, failed, _) = failed_pass();
+    let (ctx, handle) = test_context();
+    let script = vec![support_agent(), jobs(vec![failed])];
+    let (result, seen) = run_scripted(handle, script, dream_schedule::reconcile(Arc::new(object), ctx.clone())).await;
+    result.unwrap();
+    assert_eq!(seen.len(), 2, "no pod read, no write, no event");
+    assert!(!ctx.metrics.encode().contains(FAILED_COUNTED));
+}
+
+mod plans {
+    //! The plan step as a table: inputs in, Jobs, status and effects out, no API.
+
+    use kube::runtime::events::EventType;
+
+    use super::*;
+    use crate::api::Agent;
+    use crate::controller::dream_schedule::dereference::{Observed, Selection};
+    use crate::controller::dream_schedule::plan::{About, Effect, Inputs, Plan, plan};
+    use crate::controller::dream_schedule::validate::validate;
+
+    fn agent() -> Agent {
+        serde_json::from_value(json!({"apiVersion": "reverie.dev/v1alpha1", "kind": "Agent",
+            "metadata": {"name": "support", "namespace": "team", "uid": "a-1"},
+            "spec": {"model": "m", "instructions": "x", "sessions": {"hostPath": {"path": "/s"}}}}))
+        .unwrap()
+    }
+
+    fn planned(object: &DreamSchedule, jobs: Vec<Value>, messages: &[(&str, &str)]) -> Plan {
+        let observed = Observed {
+            selection: Selection {
+                agents: vec![agent()],
+                ..Selection::default()
+            },
+            jobs: jobs.into_iter().map(|j| serde_json::from_value(j).unwrap()).collect(),
+            messages: messages
+                .iter()
+                .map(|(job, message)| (job.to_string(), Some(message.to_string())))
+                .collect(),
+        };
+        let valid = validate(&object.spec);
+        plan(&Inputs {
+            schedule: object,
+            valid: valid.as_ref().map_err(Vec::as_slice),
+            observed: &observed,
+            image: "reverie:test",
+            now: now(),
+        })
+    }
+
+    fn reasons(plan: &Plan) -> Vec<&'static str> {
+        plan.effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Event { reason, .. } => Some(*reason),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_situation_plans_its_jobs_status_and_effects() {
+        let running = job("nightly-support-old", "2026-11-20T11:55:00Z", None);
+        let due = schedule(json!({}), handled_1155(), json!({}));
+        let forbid = planned(&due, vec![running.clone()], &[]);
+        let replace = planned(
+            &schedule(json!({"concurrencyPolicy": "Replace"}), handled_1155(), json!({})),
+            vec![running],
+            &[],
+        );
+        let start = planned(&due, vec![], &[]);
+        let (handled, failed, _) = failed_pass();
+        let report = r#"{"result":"Failed","message":"boom","suspectedInjections":[{"class":"addsRecipients","sessions":4,"excerpt":"bcc"}]}"#;
+        let failure = planned(&handled, vec![failed.clone()], &[("nightly-support-1", report)]);
+        let mut recorded = handled.clone();
+        recorded.status = Some(failure.status.clone());
+        let steady = planned(&recorded, vec![failed], &[]);
+
+        // (case, plan, Jobs created, Jobs deleted, event reasons in order)
+        type Row<'a> = (&'a str, &'a Plan, usize, Vec<&'a str>, Vec<&'a str>);
+        let table: [Row<'_>; 5] = [
+            ("start", &start, 1, vec![], vec!["DreamStarted"]),
+            ("forbid", &forbid, 0, vec![], vec!["DreamSkipped"]),
+            (
+                "replace",
+                &replace,
+                1,
+                vec!["nightly-support-old"],
+                vec!["DreamReplaced", "DreamStarted"],
+            ),
+            (
+                "failure",
+                &failure,
+                0,
+                vec![],
+                vec!["SuspectedInjection", "DreamFailed"],
+            ),
+            ("steady", &steady, 0, vec![], vec![]),
+        ];
+        for (case, plan, creates, deletes, events) in table {
+            assert_eq!(plan.create.len(), creates, "{case}: creates");
+            assert_eq!(plan.delete, deletes, "{case}: deletes");
+            assert_eq!(reasons(plan), events, "{case}: events");
+        }
+        assert!(start.grant_dreamer && !failure.grant_dreamer);
+        assert_eq!(start.requeue_at, Some("2026-11-20T12:05:00Z".parse().unwrap()));
+        assert!(start.effects.contains(&Effect::DreamStarted("schedule")));
+        assert!(failure.effects.contains(&Effect::DreamFinished("Failed")));
+        assert!(failure.effects.iter().any(|e| matches!(e,
+            Effect::Event { about: About::Agent(a), type_: EventType::Warning, .. } if a == "support")));
+        assert_eq!(
+            steady.status, failure.status,
+            "a recorded failure plans the same status: no write"
+        );
+        assert!(steady.effects.is_empty());
+    }
+
+    #[test]
+    fn an_invalid_spec_plans_no_job_and_reports_why() {
+        let broken = schedule(json!({"schedule": "61 * * * *"}), handled_1155(), json!({}));
+        let plan = planned(&broken, vec![], &[]);
+        assert!(plan.create.is_empty() && !plan.grant_dreamer && plan.requeue_at.is_none());
+        let accepted = plan.status.conditions.iter().find(|c| c.type_ == "Accepted").unwrap();
+        assert_eq!(accepted.reason, "InvalidSchedule");
+    }
 }

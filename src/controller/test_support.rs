@@ -121,7 +121,7 @@ pub async fn serve(mut handle: Handle, script: Vec<Expect>) -> Vec<Seen> {
             "unexpected request (query {query})"
         );
         let mut reply = expect.reply;
-        if method == Method::PATCH && path.ends_with("/status") {
+        if method == Method::PATCH && path.ends_with("/status") && expect.status.is_success() {
             reply["status"] = body["status"].clone();
         } else if reply.is_null() {
             // Creations (events) are answered with what was sent, as the API server would.

@@ -254,14 +254,15 @@ async fn valid_schedule_checks_its_agents_and_is_ready() {
             agent_json(json!({"model": "m", "instructions": "x", "sessions": {"hostPath": {"path": "/s"}}})),
         ),
         no_jobs(),
-        Expect::event("team"),
         Expect::patch_status(format!("{SCHEDULES}/nightly/status"), &nightly),
+        Expect::event("team"),
     ];
     let (result, seen) = run_scripted(handle, script, dream_schedule::reconcile(Arc::new(nightly), ctx)).await;
     result.unwrap();
-    assert_status_patch(&seen[3], &format!("{SCHEDULES}/nightly/status"));
-    assert_eq!(condition(&seen[3].body, "Ready")["status"], "True");
-    assert_eq!(seen[3].body["status"]["observedGeneration"], 1);
+    assert_status_patch(&seen[2], &format!("{SCHEDULES}/nightly/status"));
+    assert_eq!(condition(&seen[2].body, "Ready")["status"], "True");
+    assert_eq!(seen[2].body["status"]["observedGeneration"], 1);
+    assert_eq!(seen[3].body["reason"], "Accepted");
 }
 
 #[tokio::test]
@@ -270,13 +271,13 @@ async fn bad_cron_is_reported_without_looking_anything_up() {
     let broken = schedule(json!({"schedule": "61 * * * *", "agents": {"names": ["support"]}}));
     let script = vec![
         no_jobs(),
-        Expect::event("team"),
         Expect::patch_status(format!("{SCHEDULES}/nightly/status"), &broken),
+        Expect::event("team"),
     ];
     let (result, seen) = run_scripted(handle, script, dream_schedule::reconcile(Arc::new(broken), ctx)).await;
     result.unwrap();
-    assert_eq!(seen[1].body["reason"], "InvalidSchedule");
-    let accepted = condition(&seen[2].body, "Accepted");
+    assert_eq!(seen[2].body["reason"], "InvalidSchedule");
+    let accepted = condition(&seen[1].body, "Accepted");
     assert_eq!(accepted["reason"], "InvalidSchedule");
     assert!(accepted["message"].as_str().unwrap().contains("61 * * * *"));
 }
@@ -295,15 +296,15 @@ async fn missing_reflector_secret_is_named() {
         ),
         Expect::not_found("/api/v1/namespaces/team/secrets/anthropic"),
         no_jobs(),
-        Expect::event("team"),
         Expect::patch_status(format!("{SCHEDULES}/nightly/status"), &with_model),
+        Expect::event("team"),
     ];
     let (result, seen) = run_scripted(handle, script, dream_schedule::reconcile(Arc::new(with_model), ctx)).await;
     result.unwrap();
-    let ready = condition(&seen[4].body, "Ready");
+    let ready = condition(&seen[3].body, "Ready");
     assert_eq!(ready["reason"], "SecretNotFound");
     assert!(ready["message"].as_str().unwrap().contains("team/anthropic"));
-    assert_eq!(condition(&seen[4].body, "Accepted")["status"], "True");
+    assert_eq!(condition(&seen[3].body, "Accepted")["status"], "True");
 }
 
 #[tokio::test]
