@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 
-use crate::api::agent::MemoryStore as StoreKind;
+use crate::api::agent::MemoryStore;
 use crate::api::dream_job::{
     JOB_LABEL, MAX_MESSAGE, PassResult, RunReport, SCHEDULE_LABEL, suspected_injections, truncate,
 };
@@ -23,7 +23,7 @@ use crate::dream::pass::{self, PassInput, PassOutcome, Proposal, SessionRoot};
 use crate::dream::reflector::Reflector;
 use crate::store::configmap::ConfigMapStore;
 use crate::store::files::FileStore;
-use crate::store::{MemoryStore, Snapshot};
+use crate::store::{RevisionStore, Snapshot};
 
 /// Longest summary a proposal holds (the CRD's bound).
 const MAX_SUMMARY: usize = 16_384;
@@ -137,12 +137,12 @@ async fn read_memory(client: &Client, agent: &Agent, target: &Target<'_>) -> Res
         )
     };
     match &agent.spec.memory.store {
-        StoreKind::ConfigMap(_) => ConfigMapStore::new(client.clone(), target.namespace, target.agent, None)
+        MemoryStore::ConfigMap(_) => ConfigMapStore::new(client.clone(), target.namespace, target.agent, None)
             .load()
             .await
             .map_err(|e| format!("cannot read the memory of {}: {e}", target.agent))?
             .ok_or_else(not_ready),
-        StoreKind::PersistentVolumeClaim(_) => {
+        MemoryStore::PersistentVolumeClaim(_) => {
             let dir = target
                 .memory_dir
                 .ok_or("the memory lives in a PersistentVolumeClaim: pass --memory-dir where it is mounted")?;

@@ -185,7 +185,18 @@ fn memory_apply(args: &MemoryApplyArgs) -> CliResult {
     let update: crate::store::Update =
         serde_yaml::from_str(&text).map_err(|e| format!("{} is not a memory update: {e}", args.update.display()))?;
     let store = FileStore::new(&args.dir, &update.agent);
-    let info = store.commit_blocking(&update).map_err(|e| e.to_string())?;
+    let info = match store.commit_blocking(&update) {
+        Ok(info) => info,
+        Err(error) => {
+            // The operator reads why from the termination log: a conflict is data, not prose.
+            if let Some(path) = &args.result_file {
+                let report = crate::store::pvc::ApplyFailure::of(&error);
+                let json = serde_json::to_string(&report).map_err(|e| e.to_string())?;
+                std::fs::write(path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            }
+            return Err(error.to_string());
+        }
+    };
     let json = serde_json::to_string(&info).map_err(|e| e.to_string())?;
     println!("{json}");
     if let Some(path) = &args.result_file {

@@ -9,23 +9,23 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 
 use super::agent_runtime::{apply_deployment, desired_deployment, rollout_state};
 use super::status::apply_status;
-use super::{Context, Error, Result, instrumented, publish_event, report_acceptance_change};
-use crate::api::agent::{AgentRuntime, AgentStatus, MemoryStatus, MemoryStore as StoreSpec, RevisionRecord};
+use super::{Context, Result, instrumented, publish_event, report_acceptance_change};
+use crate::api::agent::{AgentRuntime, AgentStatus, MemoryStatus, RevisionRecord};
 use crate::api::conditions::{self, DesiredCondition, MEMORY_READY, READY, RUNTIME_READY};
 use crate::api::memory_proposal::Phase;
 use crate::api::rules::agent::{missing_shared_problem, validate};
 use crate::api::rules::{Problem, acceptance_conditions};
 use crate::api::{Agent, MemoryProposal};
-use crate::store::configmap::ConfigMapStore;
-use crate::store::pvc::PvcStore;
-use crate::store::{AnyStore, Committed, MemoryStore, RevisionInfo, StoreError, Update, spec_hash};
+use crate::store::{Committed, RevisionInfo, RevisionStore, StoreError, Update, spec_hash};
 
 pub const CONTROLLER: &str = "agent";
 
+/// One reconcile, in a span naming the object, so every log line and error of it says which.
+#[tracing::instrument(skip_all, fields(namespace = agent.metadata.namespace.as_deref().unwrap_or_default(), name = agent.metadata.name.as_deref().unwrap_or_default()))]
 pub async fn reconcile(agent: Arc<Agent>, ctx: Arc<Context>) -> Result<Action> {
     instrumented(&ctx, CONTROLLER, reconcile_agent(&agent, &ctx)).await
 }
@@ -90,33 +90,10 @@ async fn reconcile_agent(agent: &Agent, ctx: &Context) -> Result<Action> {
     })
 }
 
-/// The memory store the Agent's spec names.
-fn store_for(ctx: &Context, agent: &Agent) -> Result<AnyStore> {
-    let namespace = agent.namespace().unwrap_or_default();
-    let name = agent.name_any();
-    let owner = agent
-        .controller_owner_ref(&())
-        .ok_or(Error::MissingObjectKey("metadata.uid"))?;
-    Ok(match &agent.spec.memory.store {
-        StoreSpec::ConfigMap(_) => {
-            AnyStore::ConfigMap(ConfigMapStore::new(ctx.client.clone(), &namespace, &name, Some(owner)))
-        }
-        StoreSpec::PersistentVolumeClaim(pvc) => AnyStore::Pvc(PvcStore::new(
-            ctx.client.clone(),
-            &namespace,
-            &name,
-            &pvc.claim_name,
-            pvc.path.clone(),
-            Some(owner),
-            ctx.apply_job_settings(),
-        )),
-    })
-}
-
 /// Brings the memory in line with the spec: revision 1 holding the instructions for a new
 /// agent, a new revision when the instructions or protected sections change.
 async fn ensure_memory(ctx: &Context, agent: &Agent) -> Result<MemoryState> {
-    let store = store_for(ctx, agent)?;
+    let store = ctx.store_for(agent)?;
     let wanted = spec_hash(&agent.spec.instructions, &agent.spec.memory.protected_sections);
     let current = match store.current().await {
         Ok(current) => current,

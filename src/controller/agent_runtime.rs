@@ -9,7 +9,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::{Error, Result};
-use crate::api::agent::{AgentRuntime, MemoryStore as StoreSpec};
+use crate::api::agent::{AgentRuntime, MemoryStore};
 use crate::api::{Agent, FIELD_MANAGER};
 use crate::store::configmap::current_name;
 use crate::store::{AGENT_LABEL, MEMORY_MD, MEMORY_YAML, RevisionInfo};
@@ -28,13 +28,13 @@ pub const SPEC_HASH_ANNOTATION: &str = "reverie.dev/spec-hash";
 /// The volume holding an agent's memory, for its own pods or another agent's (`shared`).
 fn memory_volume(name: &str, agent: &Agent) -> Value {
     match &agent.spec.memory.store {
-        StoreSpec::ConfigMap(_) => json!({
+        MemoryStore::ConfigMap(_) => json!({
             "name": name,
             "configMap": {"name": current_name(&agent.name_any()), "items": [
                 {"key": MEMORY_MD, "path": MEMORY_MD}, {"key": MEMORY_YAML, "path": MEMORY_YAML}
             ]}
         }),
-        StoreSpec::PersistentVolumeClaim(pvc) => json!({
+        MemoryStore::PersistentVolumeClaim(pvc) => json!({
             "name": name,
             "persistentVolumeClaim": {"claimName": pvc.claim_name, "readOnly": true}
         }),
@@ -43,8 +43,8 @@ fn memory_volume(name: &str, agent: &Agent) -> Value {
 
 fn memory_sub_path(agent: &Agent) -> Option<String> {
     match &agent.spec.memory.store {
-        StoreSpec::PersistentVolumeClaim(pvc) => pvc.path.clone().filter(|p| !p.is_empty()),
-        StoreSpec::ConfigMap(_) => None,
+        MemoryStore::PersistentVolumeClaim(pvc) => pvc.path.clone().filter(|p| !p.is_empty()),
+        MemoryStore::ConfigMap(_) => None,
     }
 }
 

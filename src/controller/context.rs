@@ -4,10 +4,16 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::{Client, Resource, ResourceExt};
 
+use super::{Error, Result};
+use crate::api::Agent;
+use crate::api::agent::MemoryStore;
 use crate::metrics::Metrics;
+use crate::store::AnyStore;
+use crate::store::configmap::ConfigMapStore;
+use crate::store::pvc::PvcStore;
 
 /// The time source of the reconcilers, injectable so tests are deterministic.
 pub trait Clock: Send + Sync {
@@ -75,6 +81,30 @@ impl Context {
             image: self.image.clone(),
             ttl_seconds_after_finished: self.apply_job_ttl_seconds,
         }
+    }
+
+    /// The memory store the Agent's spec names, owned by the Agent (the one place that maps an
+    /// Agent to its store).
+    pub fn store_for(&self, agent: &Agent) -> Result<AnyStore> {
+        let namespace = agent.namespace().unwrap_or_default();
+        let name = agent.name_any();
+        let owner = agent
+            .controller_owner_ref(&())
+            .ok_or(Error::MissingObjectKey("metadata.uid"))?;
+        Ok(match &agent.spec.memory.store {
+            MemoryStore::ConfigMap(_) => {
+                AnyStore::ConfigMap(ConfigMapStore::new(self.client.clone(), &namespace, &name, Some(owner)))
+            }
+            MemoryStore::PersistentVolumeClaim(pvc) => AnyStore::Pvc(PvcStore::new(
+                self.client.clone(),
+                &namespace,
+                &name,
+                &pvc.claim_name,
+                pvc.path.clone(),
+                Some(owner),
+                self.apply_job_settings(),
+            )),
+        })
     }
 
     /// Uses `image` for the Jobs the operator creates.

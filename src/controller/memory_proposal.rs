@@ -26,6 +26,8 @@ pub const CONTROLLER: &str = "memoryproposal";
 /// Condition: whether the proposal's changes are in the agent's memory.
 pub const APPLIED: &str = "Applied";
 
+/// One reconcile, in a span naming the object, so every log line and error of it says which.
+#[tracing::instrument(skip_all, fields(namespace = proposal.metadata.namespace.as_deref().unwrap_or_default(), name = proposal.metadata.name.as_deref().unwrap_or_default()))]
 pub async fn reconcile(proposal: Arc<MemoryProposal>, ctx: Arc<Context>) -> Result<Action> {
     instrumented(&ctx, CONTROLLER, reconcile_proposal(&proposal, &ctx)).await
 }

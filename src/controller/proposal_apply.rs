@@ -9,16 +9,15 @@
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::ListParams;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 
 use super::{Context, Error, Result};
-use crate::api::agent::MemoryStore as StoreSpec;
 use crate::api::{Agent, MemoryProposal};
 use crate::memory::change::Change;
-use crate::proposal::{CONFLICT_PREFIX, ProposalUpdate, Unresolved, resolve};
+use crate::proposal::{ProposalUpdate, Unresolved, resolve};
 use crate::store::configmap::ConfigMapStore;
 use crate::store::pvc::PvcStore;
-use crate::store::{AGENT_LABEL, Committed, MemoryStore, RevisionInfo, StoreError, Update};
+use crate::store::{AGENT_LABEL, AnyStore, Committed, RevisionInfo, RevisionStore, StoreError, Update};
 
 /// How many times a write that lost a race with another writer is recomputed and retried
 /// within one reconcile before the reconcile gives up and is requeued.
@@ -63,20 +62,9 @@ pub async fn apply(
         base_revision: proposal.spec.base_revision,
         changes: proposal.spec.changes.clone(),
     };
-    match &agent.spec.memory.store {
-        StoreSpec::ConfigMap(_) => apply_to_configmap(ctx, proposal, agent, &id, &update).await,
-        StoreSpec::PersistentVolumeClaim(pvc) => {
-            let store = PvcStore::new(
-                ctx.client.clone(),
-                &agent.namespace().unwrap_or_default(),
-                &agent.name_any(),
-                &pvc.claim_name,
-                pvc.path.clone(),
-                agent.controller_owner_ref(&()),
-                ctx.apply_job_settings(),
-            );
-            apply_to_volume(&store, agent, &id, update).await
-        }
+    match ctx.store_for(agent)? {
+        AnyStore::ConfigMap(store) => apply_to_configmap(ctx, &store, proposal, agent, &id, &update).await,
+        AnyStore::Pvc(store) => apply_to_volume(&store, agent, &id, update).await,
     }
 }
 
@@ -106,6 +94,7 @@ fn memory_update(
 /// ConfigMap store: the operator reads, resolves and writes itself, retrying lost races.
 async fn apply_to_configmap(
     ctx: &Context,
+    store: &ConfigMapStore,
     proposal: &MemoryProposal,
     agent: &Agent,
     id: &str,
@@ -119,14 +108,8 @@ async fn apply_to_configmap(
             rebased_from: None,
         });
     }
-    let store = ConfigMapStore::new(
-        ctx.client.clone(),
-        &namespace,
-        &agent.name_any(),
-        agent.controller_owner_ref(&()),
-    );
     for _ in 0..CONFLICT_RETRIES {
-        match attempt(&store, proposal, agent, id, update).await {
+        match attempt(store, proposal, agent, id, update).await {
             Err(StoreError::Conflict(_)) => continue,
             Err(StoreError::Kube(kube::Error::Api(status))) if status.code == 409 => continue,
             Err(StoreError::Kube(e)) => return Err(Error::Kube(e)),
@@ -211,10 +194,8 @@ async fn apply_to_volume(store: &PvcStore, agent: &Agent, id: &str, update: Prop
             rebased_from: (info.revision > base_revision + 1).then_some(base_revision),
         }),
         Ok(Committed::InProgress { job }) => Ok(Outcome::Applying { job }),
-        Err(StoreError::Rejected(message)) => Ok(match message.split_once(CONFLICT_PREFIX) {
-            Some((_, conflicts)) => Outcome::Conflicted(conflicts.split("; ").map(str::to_string).collect()),
-            None => Outcome::Failed(message),
-        }),
+        Err(StoreError::Conflicted(conflicts)) => Ok(Outcome::Conflicted(conflicts)),
+        Err(StoreError::Rejected(message)) => Ok(Outcome::Failed(message)),
         Err(StoreError::Kube(e)) => Err(Error::Kube(e)),
         Err(StoreError::Conflict(message)) => Err(Error::Conflict(message)),
         Err(other) => Ok(Outcome::Failed(other.to_string())),

@@ -14,7 +14,7 @@ use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostPa
 use kube::{Api, Client};
 
 use super::{
-    AGENT_LABEL, Committed, MEMORY_MD, MEMORY_YAML, MemoryStore, Next, REVISION_LABEL, RevisionInfo, Snapshot,
+    AGENT_LABEL, Committed, MEMORY_MD, MEMORY_YAML, Next, REVISION_LABEL, RevisionInfo, RevisionStore, Snapshot,
     StoreError, Update, next_snapshot,
 };
 use crate::api::FIELD_MANAGER;
@@ -199,7 +199,7 @@ impl ConfigMapStore {
     }
 }
 
-impl MemoryStore for ConfigMapStore {
+impl RevisionStore for ConfigMapStore {
     async fn current(&self) -> Result<Option<RevisionInfo>, StoreError> {
         match self.api.get_opt(&current_name(&self.agent)).await? {
             Some(configmap) => Self::recorded(&configmap).map(Some),

@@ -16,7 +16,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{
-    Committed, MEMORY_MD, MEMORY_YAML, MemoryStore, Next, RevisionInfo, Snapshot, StoreError, Update, next_snapshot,
+    Committed, MEMORY_MD, MEMORY_YAML, Next, RevisionInfo, RevisionStore, Snapshot, StoreError, Update, next_snapshot,
 };
 
 const CURRENT: &str = "current.json";
@@ -170,7 +170,10 @@ impl FileStore {
             &current.doc,
             base.as_ref().map(|b| &b.doc),
         )
-        .map_err(|unresolved| StoreError::Rejected(unresolved.message()))?;
+        .map_err(|unresolved| match unresolved {
+            crate::proposal::Unresolved::Conflicted(conflicts) => StoreError::Conflicted(conflicts),
+            crate::proposal::Unresolved::Invalid(message) => StoreError::Rejected(message),
+        })?;
         Ok(Resolved::Update(Update {
             base_revision: current.info.revision,
             base_digest: Some(current.info.digest.clone()),
@@ -180,7 +183,7 @@ impl FileStore {
         }))
     }
 
-    /// Applies `update` synchronously (the blocking core of [`MemoryStore::commit`]).
+    /// Applies `update` synchronously (the blocking core of [`RevisionStore::commit`]).
     pub fn commit_blocking(&self, update: &Update) -> Result<RevisionInfo, StoreError> {
         let current = self.load_current()?;
         let update = match self.resolve_proposal(update, current.as_ref())? {
@@ -209,7 +212,7 @@ enum Resolved {
     Written(RevisionInfo),
 }
 
-impl MemoryStore for FileStore {
+impl RevisionStore for FileStore {
     async fn current(&self) -> Result<Option<RevisionInfo>, StoreError> {
         self.current_info()
     }
@@ -318,6 +321,55 @@ mod tests {
         for (revision, kept) in [(1, false), (2, false), (3, true), (4, true), (5, true)] {
             assert_eq!(store.load_revision(revision).unwrap().is_some(), kept, "r{revision}");
         }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_proposal_that_no_longer_fits_is_a_structured_conflict_for_the_operator() {
+        let dir = temp_dir("conflicted");
+        let store = FileStore::new(&dir, "support");
+        for (i, text) in ["a", "b", "c", "d"].iter().enumerate() {
+            store
+                .commit_blocking(&update(&format!("u{i}"), i as u64, text))
+                .unwrap();
+        }
+        let before = fs::read_to_string(dir.join(CURRENT)).unwrap();
+        let change: crate::api::memory_proposal::ProposedChange = serde_json::from_value(
+            serde_json::json!({"op": "Add", "section": "lessons", "after": "Use the billing id."}),
+        )
+        .unwrap();
+        let late = Update {
+            proposal: Some(crate::proposal::ProposalUpdate {
+                name: "support-7".into(),
+                approved_by: Some("ana".into()),
+                at: "2026-11-20T12:00:00Z".parse().unwrap(),
+                base_revision: 1,
+                changes: vec![change],
+            }),
+            ..update("proposal/support-7", 4, "d")
+        };
+        let err = store.commit_blocking(&late).unwrap_err();
+        let StoreError::Conflicted(conflicts) = &err else {
+            panic!("{err}");
+        };
+        assert!(
+            conflicts[0].contains("base revision 1 is no longer kept"),
+            "{conflicts:?}"
+        );
+        assert_eq!(
+            fs::read_to_string(dir.join(CURRENT)).unwrap(),
+            before,
+            "nothing written"
+        );
+
+        // What the apply Job writes, and the operator reads back: the conflicts as data.
+        let report = crate::store::pvc::ApplyFailure::of(&err);
+        let written = serde_json::to_string(&report).unwrap();
+        assert_eq!(crate::store::pvc::ApplyFailure::parse(&written), Some(report.clone()));
+        assert_eq!(report.conflicts, *conflicts);
+        let other = crate::store::pvc::ApplyFailure::of(&StoreError::Rejected("bad".into()));
+        assert!(other.conflicts.is_empty() && other.message.contains("bad"));
+        assert_eq!(crate::store::pvc::ApplyFailure::parse("panic: boom"), None);
         fs::remove_dir_all(dir).unwrap();
     }
 }

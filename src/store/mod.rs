@@ -159,6 +159,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the update was refused: {0}")]
     Rejected(String),
+    /// The proposal's changes no longer fit the memory (it moved on since the proposal's base).
+    #[error("the proposal conflicts with the current memory: {}", .0.join("; "))]
+    Conflicted(Vec<String>),
     #[error("{0}")]
     Unavailable(String),
     #[error("Kubernetes API request failed: {0}")]
@@ -175,6 +178,7 @@ impl StoreError {
             StoreError::Conflict(_) => "MemoryConflict",
             StoreError::Corrupt(_) => "MemoryCorrupt",
             StoreError::Rejected(_) => "UpdateRejected",
+            StoreError::Conflicted(_) => "ProposalConflicted",
             StoreError::Unavailable(_) => "MemoryUnavailable",
             StoreError::Kube(_) => "KubeApiError",
             StoreError::Io(_) => "MemoryIoError",
@@ -274,8 +278,10 @@ pub enum Committed {
     InProgress { job: String },
 }
 
-/// An agent's memory store.
-pub trait MemoryStore {
+/// Where an agent's memory revisions live (a ConfigMap per revision, files on a volume): read the
+/// current one, append the next. Named apart from `api::agent::MemoryStore`, the spec field that
+/// chooses one.
+pub trait RevisionStore {
     /// The current revision's identity and size, `None` before the first revision.
     fn current(&self) -> impl Future<Output = Result<Option<RevisionInfo>, StoreError>> + Send;
     /// The current revision with its document, where this process can read it.
@@ -290,7 +296,7 @@ pub enum AnyStore {
     Pvc(pvc::PvcStore),
 }
 
-impl MemoryStore for AnyStore {
+impl RevisionStore for AnyStore {
     async fn current(&self) -> Result<Option<RevisionInfo>, StoreError> {
         match self {
             AnyStore::ConfigMap(store) => store.current().await,

@@ -14,7 +14,7 @@ use kube::{Api, Client, Resource};
 use serde_json::json;
 
 use super::configmap::current_name;
-use super::{AGENT_LABEL, Committed, MemoryStore, RevisionInfo, Snapshot, StoreError, Update};
+use super::{AGENT_LABEL, Committed, RevisionInfo, RevisionStore, Snapshot, StoreError, Update};
 use crate::kube_ext::{create_unless_exists, job_failure, job_pod_message};
 use crate::naming::bounded_name;
 
@@ -54,6 +54,36 @@ pub struct ApplyJobSettings {
 
 /// A finished apply Job is kept a day unless the operator is told otherwise.
 pub const DEFAULT_APPLY_JOB_TTL_SECONDS: i32 = 86_400;
+
+/// What a failed apply Job writes to its termination log, so the operator tells a conflict (the
+/// proposal no longer fits the memory) from any other failure without parsing prose. A
+/// successful Job writes the [`RevisionInfo`] of the revision its update is in instead.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyFailure {
+    pub message: String,
+    /// The proposal's changes that no longer fit (empty for other failures).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<String>,
+}
+
+impl ApplyFailure {
+    /// The report of `error`.
+    pub fn of(error: &StoreError) -> Self {
+        Self {
+            message: error.to_string(),
+            conflicts: match error {
+                StoreError::Conflicted(conflicts) => conflicts.clone(),
+                _ => Vec::new(),
+            },
+        }
+    }
+
+    /// Reads a report back from a termination message; `None` when it is not one.
+    pub fn parse(message: &str) -> Option<Self> {
+        serde_json::from_str(message.trim()).ok()
+    }
+}
 
 impl PvcStore {
     pub fn new(
@@ -199,7 +229,7 @@ impl PvcStore {
     }
 }
 
-impl MemoryStore for PvcStore {
+impl RevisionStore for PvcStore {
     async fn current(&self) -> Result<Option<RevisionInfo>, StoreError> {
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
         Ok(api
@@ -246,8 +276,13 @@ impl MemoryStore for PvcStore {
             return Ok(Committed::InProgress { job: request });
         };
         if let Some(failure) = job_failure(&job) {
-            let message = self.pod_message(&request).await?.unwrap_or(failure);
-            return Err(StoreError::Rejected(format!("apply Job {request} failed: {message}")));
+            let message = self.pod_message(&request).await?;
+            return Err(match message.as_deref().and_then(ApplyFailure::parse) {
+                Some(report) if !report.conflicts.is_empty() => StoreError::Conflicted(report.conflicts),
+                Some(report) => StoreError::Rejected(format!("apply Job {request} failed: {}", report.message)),
+                // No report: the pod died before writing one (its log tail, or the Job's reason).
+                None => StoreError::Rejected(format!("apply Job {request} failed: {}", message.unwrap_or(failure))),
+            });
         }
         // A finished Job reports the revision its update is in, even when another revision
         // has been written on top since (the index then shows that newer one).

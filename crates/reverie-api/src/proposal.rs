@@ -241,19 +241,6 @@ pub enum Unresolved {
     Invalid(String),
 }
 
-/// Prefix of the message with which an apply Job reports conflicts.
-pub const CONFLICT_PREFIX: &str = "Conflicted: ";
-
-impl Unresolved {
-    /// One line, as an apply Job reports it (conflicts with [`CONFLICT_PREFIX`]).
-    pub fn message(&self) -> String {
-        match self {
-            Unresolved::Conflicted(conflicts) => format!("{CONFLICT_PREFIX}{}", conflicts.join("; ")),
-            Unresolved::Invalid(message) => message.clone(),
-        }
-    }
-}
-
 /// The changes to apply to `current` for `proposal`, and the base they were rebased from (when
 /// the memory moved on since). `base` is the proposal's base revision, if still kept; it is
 /// only read when `current` is a later revision.

@@ -14,12 +14,12 @@ use kube::api::{ListParams, ObjectMeta, PostParams};
 use kube::{Api, ResourceExt};
 
 use super::{Output, Session, agent_owner, api_error, namespace_flag, plural, serialize};
-use crate::api::agent::MemoryStore as StoreSpec;
+use crate::api::agent::MemoryStore;
 use crate::api::memory_proposal::{ChangeOp, MAX_CHANGES, MemoryProposalSpec, ProposalSource};
 use crate::api::{Agent, LocalObjectReference, MemoryProposal};
 use crate::memory::{ArchivedEntry, MemoryDocument};
 use crate::store::configmap::ConfigMapStore;
-use crate::store::{AGENT_LABEL, MemoryStore, REVISION_LABEL, Snapshot};
+use crate::store::{AGENT_LABEL, REVISION_LABEL, RevisionStore, Snapshot};
 
 pub(super) async fn run(session: &Session, output: Output, agent_name: &str, revision: u64) -> Result<String, String> {
     let agents = Api::<Agent>::namespaced(session.client.clone(), &session.namespace);
@@ -28,7 +28,7 @@ pub(super) async fn run(session: &Session, output: Output, agent_name: &str, rev
         .await
         .map_err(|e| api_error(&format!("cannot read agent {agent_name}"), &e))?
         .ok_or_else(|| format!("agent {agent_name} not found in namespace {}", session.namespace))?;
-    if let StoreSpec::PersistentVolumeClaim(pvc) = &agent.spec.memory.store {
+    if let MemoryStore::PersistentVolumeClaim(pvc) = &agent.spec.memory.store {
         return Err(format!(
             "agent {agent_name} keeps its memory in PersistentVolumeClaim {}, whose revisions this plugin cannot read; rollback works with the ConfigMap store",
             pvc.claim_name

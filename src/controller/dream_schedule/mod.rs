@@ -27,6 +27,8 @@ pub const SUCCEEDED: &str = "Succeeded";
 pub const FAILED: &str = "Failed";
 pub const SKIPPED: &str = "Skipped";
 
+/// One reconcile, in a span naming the object, so every log line and error of it says which.
+#[tracing::instrument(skip_all, fields(namespace = schedule.metadata.namespace.as_deref().unwrap_or_default(), name = schedule.metadata.name.as_deref().unwrap_or_default()))]
 pub async fn reconcile(schedule: Arc<DreamSchedule>, ctx: Arc<Context>) -> Result<Action> {
     instrumented(&ctx, CONTROLLER, reconcile_schedule(&schedule, &ctx)).await
 }
