@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/reverie/target}"
 cargo build --locked -p reverie --bins
-cargo build --locked -p reverie-e2e --bin process-node
+cargo build --locked -p process-node
 export REVERIE_BIN="$CARGO_TARGET_DIR/debug/reverie"
 export PROCESS_NODE_BIN="$CARGO_TARGET_DIR/debug/process-node"
 HELM="$(bash scripts/install-helm.sh)"

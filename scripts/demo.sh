@@ -29,7 +29,7 @@ wait_until() {
 
 say "Building reverie and kubectl-dream"
 cargo build --locked -q -p reverie --bins
-cargo build --locked -q -p reverie-e2e --bin process-node
+cargo build --locked -q -p process-node
 export REVERIE_BIN="$CARGO_TARGET_DIR/debug/reverie"
 export PROCESS_NODE_BIN="$CARGO_TARGET_DIR/debug/process-node"
 export PATH="$CARGO_TARGET_DIR/debug:$PATH" # kubectl finds the kubectl-dream plugin here

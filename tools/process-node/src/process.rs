@@ -206,6 +206,7 @@ pub fn spawn(
     // SAFETY: the closure runs in the forked child before exec and only calls prctl(2),
     // which is async-signal-safe. PDEATHSIG makes the container process die with
     // process-node even when process-node itself is SIGKILLed.
+    #[allow(unsafe_code)]
     unsafe {
         cmd.pre_exec(|| {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
@@ -298,6 +299,7 @@ pub fn signal_group(pgid: i32, signal: i32) {
     if pgid > 1 {
         // SAFETY: kill(2) has no memory-safety preconditions; a negative pid addresses the
         // process group this node created for the container (never 0 / -1 / our own group).
+        #[allow(unsafe_code)]
         unsafe {
             libc::kill(-pgid, signal);
         }
@@ -640,7 +642,9 @@ mod tests {
     /// needs root).
     fn real_tools(path: &str) -> Option<Tools> {
         // SAFETY: geteuid(2) cannot fail and has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
+        #[allow(unsafe_code)]
+        let euid = unsafe { libc::geteuid() };
+        if euid != 0 {
             return None;
         }
         Some(Tools {

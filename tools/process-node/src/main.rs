@@ -1,5 +1,6 @@
-//! The process node: **test-only tooling**, a stand-in for scheduler + kubelet on the local
-//! e2e control plane. Nothing in here is used by the operator itself.
+//! `process-node`: **test-only tooling**, a stand-in for scheduler + kubelet on reverie's local
+//! e2e control plane (etcd + kube-apiserver + kube-controller-manager, see `e2e/cluster/`). It
+//! is its own crate, depending on kube and k8s-openapi but on no reverie code, and never ships.
 //!
 //! What it emulates:
 //! - a `Node` (Ready, generous capacity, 127.0.0.1) with status heartbeats and a node Lease
@@ -152,7 +153,7 @@ impl Ctx {
 }
 
 /// Entry point of the binary.
-pub fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
