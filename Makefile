@@ -19,9 +19,9 @@ test: lint unit quality e2e ## Everything CI checks: formatting, lints, unit, mo
 
 .PHONY: quality
 quality: ## Dream quality on the planted corpus and on the real corpus next to the clone (../shared), against the bar
-	$(CARGO) build --locked -q -p reverie --bin reverie
-	$(CARGO_TARGET_DIR)/debug/reverie dev quality --corpus 300 --seed 11 >/dev/null
-	REVERIE_BIN=$(CARGO_TARGET_DIR)/debug/reverie bash scripts/quality-real.sh
+	$(CARGO) build --locked -q -p reverie-dev --bin reverie-dev
+	$(CARGO_TARGET_DIR)/debug/reverie-dev quality --corpus 300 --seed 11 >/dev/null
+	REVERIE_DEV_BIN=$(CARGO_TARGET_DIR)/debug/reverie-dev bash scripts/quality-real.sh
 
 .PHONY: lint
 lint: ## cargo fmt --check, clippy with warnings as errors, and the core crate free of Kubernetes

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Dream quality on real transcripts: one `reverie dev quality --truth` pass per session folder
+# Dream quality on real transcripts: one `reverie-dev quality --truth` pass per session folder
 # of the corpus (tau2-bench by default) plus one, scope `all`, over the whole tree, each scored
 # against the analyst's truth.json. Prints one summary line per scope; exits non-zero when any
 # scope misses the bar (recall >= 0.9, precision >= 0.8, at most 15 lessons proposed).
 #
 #   REAL_CORPUS   the corpus folder (holds truth.json and sessions/<scope>/);
 #                 default: ../shared/corpora/tau2-bench next to the clone
-#   REVERIE_BIN   the reverie binary to use; default: build it (release) into CARGO_TARGET_DIR
+#   REVERIE_DEV_BIN  the reverie-dev binary to use; default: build it (release) into CARGO_TARGET_DIR
 #   QUALITY_OUT   where each scope's JSON score goes; default: $CARGO_TARGET_DIR/quality-real
 #   CI=true       a missing corpus is an error (CI always has it next to the clone)
 set -euo pipefail
@@ -20,9 +20,9 @@ if [[ ! -f "$corpus/truth.json" || ! -d "$corpus/sessions" ]]; then
 fi
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/reverie/target}"
-if [[ -z "${REVERIE_BIN:-}" ]]; then
-  cargo build --release --locked -q -p reverie --bin reverie
-  REVERIE_BIN="$CARGO_TARGET_DIR/release/reverie"
+if [[ -z "${REVERIE_DEV_BIN:-}" ]]; then
+  cargo build --release --locked -q -p reverie-dev --bin reverie-dev
+  REVERIE_DEV_BIN="$CARGO_TARGET_DIR/release/reverie-dev"
 fi
 out="${QUALITY_OUT:-$CARGO_TARGET_DIR/quality-real}"
 mkdir -p "$out"
@@ -32,7 +32,7 @@ status=0
 # (what the bar missed, errors) indented to stderr.
 score() {
   local scope=$1 sessions=$2
-  if ! "$REVERIE_BIN" dev quality --truth "$corpus/truth.json" --scope "$scope" --sessions "$sessions" \
+  if ! "$REVERIE_DEV_BIN" quality --truth "$corpus/truth.json" --scope "$scope" --sessions "$sessions" \
     >"$out/$scope.json" 2>"$out/$scope.log"; then
     status=1
   fi

@@ -137,22 +137,6 @@ fn a_missing_directory_is_one_clear_error() {
 }
 
 #[test]
-fn the_planted_corpus_meets_the_quality_targets() {
-    let output = reverie(&["dev", "quality", "--corpus", "300", "--seed", "11"]);
-    let report: Value = serde_json::from_slice(&output.stdout).expect("quality report on stdout");
-    assert!(
-        output.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stderr),
-        serde_json::to_string_pretty(&report).unwrap()
-    );
-    assert!(report["recall"].as_f64().unwrap() >= 0.95);
-    assert_eq!(report["belowThresholdLessons"], 0);
-    assert_eq!(report["injectedLessons"], 0);
-    assert_eq!(report["maxCountError"], 0);
-}
-
-#[test]
 fn a_session_stored_twice_counts_once() {
     let dir = temp_dir("duplicates");
     let session = |id: &str| {

@@ -11,7 +11,7 @@ use common::reverie;
 use std::path::Path;
 use std::process::Output;
 
-use reverie::dream::hostile::{HostileTruth, TRUTH_FILE};
+use reverie_dev::hostile::{HostileConfig, HostileTruth, TRUTH_FILE, generate};
 use serde_json::Value;
 
 fn json(output: &Output) -> Value {
@@ -19,10 +19,13 @@ fn json(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout).expect("JSON on stdout")
 }
 
-/// Generates the default hostile corpus with `reverie dev gen-hostile`.
+/// Generates the default hostile corpus (what `reverie-dev gen-hostile` writes).
 fn corpus(dir: &Path) -> HostileTruth {
-    let output = reverie(&["dev", "gen-hostile", "--out", dir.to_str().unwrap(), "--seed", "7"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let config = HostileConfig {
+        seed: 7,
+        ..HostileConfig::default()
+    };
+    generate(&config, dir).expect("hostile corpus written");
     assert!(dir.join(TRUTH_FILE).is_file());
     let truth = HostileTruth::load(dir).expect("hostile-truth.json");
     assert_eq!(truth.sessions.len(), 120);

@@ -5,8 +5,8 @@ use reverie::dream::model::DreamSettings;
 use reverie::dream::pass::{self, PassInput, PassOutcome, SessionRoot};
 use reverie::dream::reflector::builtin::BuiltinReflector;
 use reverie::dream::reflector::{ReflectRequest, full_window_tokens, prompt_tokens};
-use reverie::dream::synth::{SynthConfig, generate};
 use reverie::memory::MemoryDocument;
+use reverie_dev::synth::{SynthConfig, generate};
 
 #[tokio::test]
 async fn the_prompt_is_at_least_ten_times_smaller_than_the_window() {

@@ -506,7 +506,7 @@ async fn hostile_transcripts_raise_a_suspected_injection_warning_and_nothing_hos
     let schedules = ns.api::<DreamSchedule>();
     let sessions = std::env::temp_dir().join(format!("reverie-e2e-{}-hostile", ns.name));
     let _ = std::fs::remove_dir_all(&sessions);
-    let truth = reverie::dream::hostile::generate(&reverie::dream::hostile::HostileConfig::default(), &sessions)
+    let truth = reverie_dev::hostile::generate(&reverie_dev::hostile::HostileConfig::default(), &sessions)
         .expect("hostile corpus");
     // An Automatic agent whose owner even trusts customers with rules: the worst case.
     let mut target = agent("exposed", &sessions);

@@ -34,21 +34,6 @@ pub enum Command {
     /// Work on an agent's memory.
     #[command(subcommand)]
     Memory(MemoryCommand),
-    /// Developer tools: synthetic transcripts and the dream quality report.
-    #[command(subcommand)]
-    Dev(DevCommand),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum DevCommand {
-    /// Write a synthetic transcript corpus with planted patterns and its ground truth.
-    GenSessions(dream::GenSessionsArgs),
-    /// Score a dream pass against a planted corpus (recall, false lessons, evidence counts), or
-    /// with `--truth` a pass over a real corpus against an analyst's truth file.
-    Quality(dream::QualityArgs),
-    /// Write an adversarial transcript corpus (hostile instructions of every risk class, benign
-    /// controls) and its answer key, hostile-truth.json.
-    GenHostile(GenHostileArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,9 +107,6 @@ pub fn run(cli: Cli) -> CliResult {
             telemetry::init(cli.log_format, "warn");
             dream::run(&args)
         }
-        Command::Dev(DevCommand::GenSessions(args)) => dream::gen_sessions(&args),
-        Command::Dev(DevCommand::Quality(args)) => dream::quality(&args),
-        Command::Dev(DevCommand::GenHostile(args)) => gen_hostile(&args),
         Command::Memory(MemoryCommand::Apply(args)) => {
             telemetry::init(cli.log_format, "info");
             memory_apply(&args)
@@ -233,29 +215,5 @@ async fn report_revision(configmap: &str, info: &crate::store::RevisionInfo) -> 
                 crate::errors::error_chain(&e)
             )
         })?;
-    Ok(())
-}
-
-#[derive(Debug, clap::Args)]
-pub struct GenHostileArgs {
-    /// Where to write the transcripts (and hostile-truth.json).
-    #[arg(long)]
-    pub out: PathBuf,
-    #[arg(long, default_value_t = 120)]
-    pub sessions: usize,
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
-}
-
-/// Runs `reverie dev gen-hostile`: writes the corpus and prints a summary on stderr.
-fn gen_hostile(args: &GenHostileArgs) -> CliResult {
-    let config = crate::dream::hostile::HostileConfig {
-        seed: args.seed,
-        sessions: args.sessions,
-        ..Default::default()
-    };
-    let truth = crate::dream::hostile::generate(&config, &args.out)
-        .map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
-    eprint!("wrote to {}: {}", args.out.display(), truth.summary());
     Ok(())
 }

@@ -4,7 +4,6 @@
 //! Pure except the model reflectors' HTTP: no Kubernetes.
 
 pub mod curate;
-pub mod hostile;
 pub mod model;
 pub mod normalize;
 pub mod pass;
@@ -15,5 +14,3 @@ pub mod rules;
 pub mod sessions;
 pub mod signals;
 pub mod stats;
-pub mod synth;
-pub mod truth;

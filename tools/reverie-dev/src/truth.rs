@@ -24,7 +24,7 @@ use std::{fs, io};
 
 use serde::{Deserialize, Serialize};
 
-use super::report::ChangeView;
+use reverie_core::dream::report::ChangeView;
 
 /// The kind of pattern a truth item (or a proposed lesson) is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

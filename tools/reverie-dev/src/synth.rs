@@ -28,7 +28,7 @@ use flate2::write::GzEncoder;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::model::{Candidate, Lesson, PatternKind};
+use reverie_core::dream::model::{Candidate, Lesson, PatternKind};
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -2076,7 +2076,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::dream::model::PatternEvidence;
+    use reverie_core::dream::model::PatternEvidence;
 
     /// A fresh directory under the system temp dir, removed when dropped.
     struct TempDir(PathBuf);

@@ -27,8 +27,8 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
-use super::risk::RiskClass;
 use jiff::Timestamp;
+use reverie_core::dream::risk::RiskClass;
 use serde::{Deserialize, Serialize};
 
 /// The answer key's file name in the output directory.
