@@ -1,5 +1,5 @@
-//! `reverie dream` (one pass, no cluster needed) and `reverie dev` (synthetic corpora and the
-//! quality report).
+//! `reverie dream`: one pass over transcripts on a laptop (no cluster needed), or the
+//! in-cluster pass of a dream Job.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
