@@ -263,21 +263,7 @@ async fn nothing_due_and_nothing_changed_makes_no_write() {
 
 #[tokio::test]
 async fn a_failed_pass_is_reported_with_the_pods_message() {
-    let mut status = handled_1155();
-    status["lastScheduleTime"] = json!(NOW);
-    status["nextScheduleTime"] = json!("2026-11-20T12:05:00Z");
-    let object = schedule(json!({}), status, json!({}));
-    let failed = job(
-        "nightly-support-1",
-        "2026-11-20T11:55:00Z",
-        Some(("Failed", "2026-11-20T11:57:00Z")),
-    );
-    let report = r#"{"result":"Failed","message":"the reflector failed, so nothing is proposed: connection refused"}"#;
-    let pods = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [{
-        "metadata": {"name": "p", "creationTimestamp": "2026-11-20T11:55:01Z"},
-        "status": {"containerStatuses": [{"name": "dream", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
-            "state": {"terminated": {"exitCode": 1, "message": report}}}]}
-    }]});
+    let (object, failed, pods) = failed_pass();
     let script = vec![
         support_agent(),
         jobs(vec![failed]),
