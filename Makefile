@@ -30,9 +30,9 @@ lint: ## cargo fmt --check, clippy with warnings as errors, and the core crate f
 	bash scripts/check-core-deps.sh
 
 .PHONY: unit
-unit: ## Unit, property and mocked-API controller tests (no cluster needed; installs Helm and kubectl first)
+unit: ## Every crate's unit, property and mocked-API tests but the e2e suite (no cluster; installs Helm and kubectl first)
 	helm="$$(bash scripts/install-helm.sh)" && k8s_bin="$$(bash e2e/cluster/install-deps.sh)" && \
-	  HELM="$$helm" PATH="$$k8s_bin:$$PATH" $(CARGO) test --locked -p reverie-core -p reverie
+	  HELM="$$helm" PATH="$$k8s_bin:$$PATH" $(CARGO) test --locked --workspace --exclude reverie-e2e
 
 .PHONY: quality-real
 quality-real: ## Dream quality on the real tau2-bench transcripts vs the analyst's truth (REAL_CORPUS to override)
