@@ -397,7 +397,20 @@ async fn history_and_a_rollback_that_goes_through_approval() {
     let notes = wait_revision(&agents, "notes", 3).await;
     assert!(memory_md(&configmaps.get("notes-memory").await.unwrap()).contains("Use bullet points."));
 
-    // History: the current revision marked, the proposal and reviewer of revision 3.
+    // History: the current revision marked, the proposal and reviewer of revision 3. The Agent's
+    // status learns the reviewer from the proposal's Applied status, which may land after the
+    // revision itself: wait for it rather than race it.
+    wait_for(
+        &agents,
+        "notes",
+        "revision 3 with its reviewer in the status history",
+        |a: Option<&Agent>| {
+            a.and_then(|a| a.status.as_ref())
+                .is_some_and(|s| s.history.iter().any(|r| r.revision == 3 && r.approved_by.is_some()))
+        },
+    )
+    .await
+    .unwrap();
     let reviewer = authenticated_user().await;
     let history = ok(&kubectl_dream(n, &["history", "notes"], &[]).await);
     let rows: Vec<Vec<&str>> = history
