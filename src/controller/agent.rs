@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
@@ -49,10 +48,16 @@ async fn reconcile_agent(agent: &Agent, ctx: &Context) -> Result<Action> {
     let namespace = agent.namespace().unwrap_or_default();
     let api = Api::<Agent>::namespaced(ctx.client.clone(), &namespace);
 
-    // dereference
-    let (shared, missing_shared) =
-        find_agents(&api, agent.spec.memory.shared.iter().map(|s| s.agent_ref.name.as_str())).await?;
-    let (pending, history) = proposal_summary(ctx, agent).await?;
+    // dereference, from the caches
+    let (shared, missing_shared) = ctx.caches.find_agents(
+        &namespace,
+        agent.spec.memory.shared.iter().map(|s| s.agent_ref.name.as_str()),
+    );
+    let shared: Vec<Agent> = shared.iter().map(|a| Agent::clone(a)).collect();
+    let (pending, history) = proposal_summary(
+        &ctx.caches.proposals_for(&namespace, &agent.name_any()),
+        agent.spec.memory.revision_history_limit,
+    );
     // validate
     let spec_problems = validate(&agent.name_any(), &agent.spec);
     let reference_problems = missing_shared_problem(&missing_shared);
@@ -140,18 +145,16 @@ async fn ensure_runtime(
     Ok(rollout_state(&current))
 }
 
-/// Proposals for this agent still waiting for a decision, and the revisions applied from
-/// proposals (newest first, as many as revisions are kept).
-async fn proposal_summary(ctx: &Context, agent: &Agent) -> Result<(u32, Vec<RevisionRecord>)> {
-    let proposals = Api::<MemoryProposal>::namespaced(ctx.client.clone(), &agent.namespace().unwrap_or_default());
-    let name = agent.name_any();
-    let listed = proposals.list(&ListParams::default()).await?.items;
-    let mine = || listed.iter().filter(|p| p.spec.agent_ref.name == name);
+/// Of an agent's proposals: how many still wait for a decision, and the revisions applied from
+/// them (newest first, at most `limit`, as many as revisions are kept).
+pub(crate) fn proposal_summary(proposals: &[Arc<MemoryProposal>], limit: u32) -> (u32, Vec<RevisionRecord>) {
     let phase = |p: &MemoryProposal| p.status.as_ref().and_then(|s| s.phase);
-    let pending = mine()
+    let pending = proposals
+        .iter()
         .filter(|p| phase(p).is_none_or(|phase| phase == Phase::Pending))
         .count();
-    let mut history: Vec<RevisionRecord> = mine()
+    let mut history: Vec<RevisionRecord> = proposals
+        .iter()
         .filter(|p| phase(p) == Some(Phase::Applied))
         .filter_map(|p| {
             let status = p.status.as_ref()?;
@@ -165,24 +168,8 @@ async fn proposal_summary(ctx: &Context, agent: &Agent) -> Result<(u32, Vec<Revi
         })
         .collect();
     history.sort_by_key(|record| std::cmp::Reverse(record.revision));
-    history.truncate(agent.spec.memory.revision_history_limit as usize);
-    Ok((u32::try_from(pending).unwrap_or(u32::MAX), history))
-}
-
-/// Agents among `names` that exist, and the names that do not.
-pub(crate) async fn find_agents<'a>(
-    api: &Api<Agent>,
-    names: impl Iterator<Item = &'a str>,
-) -> Result<(Vec<Agent>, Vec<String>)> {
-    let mut found = Vec::new();
-    let mut missing = Vec::new();
-    for name in names {
-        match api.get_opt(name).await? {
-            Some(agent) => found.push(agent),
-            None => missing.push(name.to_string()),
-        }
-    }
-    Ok((found, missing))
+    history.truncate(limit as usize);
+    (u32::try_from(pending).unwrap_or(u32::MAX), history)
 }
 
 fn memory_condition(memory: &MemoryState) -> DesiredCondition {

@@ -1,4 +1,5 @@
-//! What every reconciler shares: the API client, the event recorder, metrics and a clock.
+//! What every reconciler shares: the API client, the caches it reads, the event recorder,
+//! metrics and a clock.
 
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
 
-use super::{Error, Result};
+use super::{Caches, Error, Result};
 use crate::api::Agent;
 use crate::api::agent::MemoryStore;
 use crate::metrics::Metrics;
@@ -44,6 +45,9 @@ pub const DEFAULT_IMAGE: &str = concat!("ghcr.io/reverie-dev/reverie:", env!("CA
 /// Shared state of the controllers.
 pub struct Context {
     pub client: Client,
+    /// Agents, proposals and dream Jobs as the watches last saw them: reconciles read these,
+    /// never LIST.
+    pub caches: Caches,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub clock: Arc<dyn Clock>,
@@ -54,7 +58,7 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: Client, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(client: Client, caches: Caches, metrics: Arc<Metrics>, clock: Arc<dyn Clock>) -> Self {
         let reporter = Reporter {
             controller: "reverie".into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -62,6 +66,7 @@ impl Context {
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             client,
+            caches,
             metrics,
             clock,
             image: DEFAULT_IMAGE.to_string(),

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
@@ -35,9 +34,7 @@ pub async fn reconcile(proposal: Arc<MemoryProposal>, ctx: Arc<Context>) -> Resu
 async fn reconcile_proposal(proposal: &MemoryProposal, ctx: &Context) -> Result<Action> {
     let namespace = proposal.namespace().unwrap_or_default();
     let api = Api::<MemoryProposal>::namespaced(ctx.client.clone(), &namespace);
-    let agents = Api::<Agent>::namespaced(ctx.client.clone(), &namespace);
-
-    let agent = agents.get_opt(&proposal.spec.agent_ref.name).await?;
+    let agent = ctx.caches.agent(&namespace, &proposal.spec.agent_ref.name);
     let protected = agent
         .as_ref()
         .map(|a| a.spec.memory.protected_sections.as_slice())
@@ -91,7 +88,9 @@ async fn progress(
     status: &mut MemoryProposalStatus,
 ) -> Result<Option<Timestamp>> {
     let now = ctx.now();
-    if let Some(newer) = superseded_by(ctx, proposal).await? {
+    let namespace = proposal.namespace().unwrap_or_default();
+    if let Some(newer) = ctx.caches.superseding(&namespace, &proposal.name_any()) {
+        let newer = newer.name_any();
         set_phase(
             status,
             Phase::Superseded,
@@ -288,17 +287,4 @@ async fn report_transition(
     } else {
         publish_event(ctx, proposal, type_, phase.as_str(), "Review", message).await;
     }
-}
-
-/// A newer proposal whose `source.supersedes` names this one.
-async fn superseded_by(ctx: &Context, proposal: &MemoryProposal) -> Result<Option<String>> {
-    let api = Api::<MemoryProposal>::namespaced(ctx.client.clone(), &proposal.namespace().unwrap_or_default());
-    let name = proposal.name_any();
-    Ok(api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .find(|p| p.spec.source.as_ref().and_then(|s| s.supersedes.as_deref()) == Some(name.as_str()))
-        .map(|p| p.name_any()))
 }

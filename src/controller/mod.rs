@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod agent_runtime;
+mod caches;
 mod context;
 pub mod dream_job;
 pub mod dream_schedule;
@@ -22,6 +23,7 @@ mod status;
 mod test_support;
 #[cfg(test)]
 mod tests;
+mod watch;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -37,8 +39,10 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::runtime::{Controller, reflector::Store};
 use kube::{Api, Client, Resource, ResourceExt};
-use tokio::sync::watch;
+use tokio::sync::watch as signal;
+use watch::Subscribers;
 
+pub use caches::{CacheWriters, Caches};
 pub use context::{Clock, Context, DEFAULT_IMAGE, FixedClock, SystemClock};
 pub use error::{Error, Result};
 
@@ -140,90 +144,118 @@ where
         .collect()
 }
 
-/// Runs the three controllers until `shutdown` resolves. `caches_synced` turns true once every
-/// controller's cache holds a full list, which `/readyz` reports.
+/// Runs the three controllers until `shutdown` resolves. `writers` fill `ctx.caches`, one
+/// watch per cached kind; `caches_synced` turns true once every cache holds a full list,
+/// which `/readyz` reports, and only then do the controllers start, so no reconcile judges a
+/// reference missing because its cache is still loading.
 pub async fn run(
     ctx: Arc<Context>,
+    writers: CacheWriters,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-    caches_synced: watch::Sender<bool>,
+    caches_synced: signal::Sender<bool>,
 ) {
     let client: Client = ctx.client.clone();
+    let caches = ctx.caches.clone();
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
-    let agents = Api::<Agent>::all(client.clone());
-    let schedules = Api::<DreamSchedule>::all(client.clone());
-    let proposals = Api::<MemoryProposal>::all(client.clone());
     let config = watcher::Config::default().any_semantic();
+    let (mut agent_events, mut proposal_events, mut job_events) =
+        (Subscribers::default(), Subscribers::default(), Subscribers::default());
 
     // Owned objects carry the agent label; watching only those keeps the caches small.
     let owned = watcher::Config::default()
         .labels(crate::store::AGENT_LABEL)
         .any_semantic();
-    let agent_controller = Controller::new(agents.clone(), config.clone())
+    let agent_controller = Controller::for_stream(agent_events.applied(), caches.agents.clone())
         .owns(Api::<ConfigMap>::all(client.clone()), owned.clone())
         .owns(Api::<Deployment>::all(client.clone()), owned.clone())
         .owns(Api::<Job>::all(client.clone()), owned)
         // A proposal's phase changes the count of pending proposals of its agent.
-        .watches(proposals.clone(), config.clone(), |proposal: MemoryProposal| {
+        .watches_stream(proposal_events.touched(), |proposal: MemoryProposal| {
             proposal
                 .namespace()
                 .map(|ns| ObjectRef::<Agent>::new(&proposal.spec.agent_ref.name).within(&ns))
         })
         .graceful_shutdown_on(shutdown.clone());
-    let agent_store = agent_controller.store();
 
     // A schedule or proposal that names a missing agent becomes valid when the agent appears,
     // so agent changes requeue the schedules and proposals of their namespace.
     // Dream Jobs carry the schedule label; their progress updates the schedule's status.
-    let dream_jobs = watcher::Config::default()
-        .labels(crate::api::dream_job::SCHEDULE_LABEL)
-        .any_semantic();
-    let schedule_controller = Controller::new(schedules, config.clone())
-        .owns(Api::<Job>::all(client.clone()), dream_jobs)
+    let schedule_controller = Controller::new(Api::<DreamSchedule>::all(client.clone()), config.clone())
+        .owns_stream(job_events.touched())
         .graceful_shutdown_on(shutdown.clone());
-    let schedule_store = schedule_controller.store();
     let schedule_controller = {
-        let store = schedule_store.clone();
-        schedule_controller.watches(agents.clone(), config.clone(), move |agent: Agent| {
+        let store = schedule_controller.store();
+        schedule_controller.watches_stream(agent_events.touched(), move |agent: Agent| {
             same_namespace(&store, agent.namespace())
         })
     };
-    let proposal_controller = Controller::new(proposals, config.clone()).graceful_shutdown_on(shutdown.clone());
-    let proposal_store = proposal_controller.store();
     let proposal_controller = {
-        let store = proposal_store.clone();
-        proposal_controller.watches(agents, config, move |agent: Agent| {
-            let name = agent.name_any();
-            same_namespace(&store, agent.namespace())
-                .into_iter()
-                .filter(|r| store.get(r).is_some_and(|p| p.spec.agent_ref.name == name))
-                .collect::<Vec<_>>()
-        })
+        let proposals = caches.proposals.clone();
+        Controller::for_stream(proposal_events.applied(), caches.proposals.clone())
+            .watches_stream(agent_events.touched(), move |agent: Agent| {
+                let name = agent.name_any();
+                same_namespace(&proposals, agent.namespace())
+                    .into_iter()
+                    .filter(|r| proposals.get(r).is_some_and(|p| p.spec.agent_ref.name == name))
+                    .collect::<Vec<_>>()
+            })
+            .graceful_shutdown_on(shutdown.clone())
     };
+    let schedule_store = schedule_controller.store();
 
-    tokio::spawn(async move {
+    let watches = futures::future::join3(
+        watch::reflect(
+            Api::<Agent>::all(client.clone()),
+            config.clone(),
+            writers.agents,
+            agent_events,
+        ),
+        watch::reflect(
+            Api::<MemoryProposal>::all(client.clone()),
+            config,
+            writers.proposals,
+            proposal_events,
+        ),
+        watch::reflect(
+            Api::<Job>::all(client),
+            watcher::Config::default()
+                .labels(crate::api::dream_job::SCHEDULE_LABEL)
+                .any_semantic(),
+            writers.dream_jobs,
+            job_events,
+        ),
+    );
+    let controllers = async move {
         let synced = futures::future::join3(
-            store_ready(&agent_store),
-            store_ready(&schedule_store),
-            store_ready(&proposal_store),
+            store_ready(&caches.agents),
+            store_ready(&caches.proposals),
+            store_ready(&caches.dream_jobs),
         )
         .await;
-        if synced.0 && synced.1 && synced.2 {
-            tracing::info!("controller caches synced");
-            let _ = caches_synced.send(true);
+        if !(synced.0 && synced.1 && synced.2) {
+            return;
         }
-    });
-
-    futures::join!(
-        agent_controller
-            .run(agent::reconcile, error_policy, ctx.clone())
-            .for_each(|r| log_result("agent", r)),
-        schedule_controller
-            .run(dream_schedule::reconcile, error_policy, ctx.clone())
-            .for_each(|r| log_result("dreamschedule", r)),
-        proposal_controller
-            .run(memory_proposal::reconcile, error_policy, ctx.clone())
-            .for_each(|r| log_result("memoryproposal", r)),
-    );
+        tracing::info!("controller caches synced");
+        tokio::spawn(async move {
+            if store_ready(&schedule_store).await {
+                let _ = caches_synced.send(true);
+            }
+        });
+        futures::join!(
+            agent_controller
+                .run(agent::reconcile, error_policy, ctx.clone())
+                .for_each(|r| log_result("agent", r)),
+            schedule_controller
+                .run(dream_schedule::reconcile, error_policy, ctx.clone())
+                .for_each(|r| log_result("dreamschedule", r)),
+            proposal_controller
+                .run(memory_proposal::reconcile, error_policy, ctx.clone())
+                .for_each(|r| log_result("memoryproposal", r)),
+        );
+    };
+    // The watches run until the controllers have shut down, then stop with them.
+    futures::pin_mut!(watches, controllers);
+    futures::future::select(watches, controllers).await;
 }
 
 /// Whether the store received its first full list (false: its writer is gone).

@@ -8,15 +8,14 @@ use http::{Method, StatusCode};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use super::memory_proposal;
-use super::test_support::{Expect, Seen, condition, run_scripted, test_context};
-use crate::api::MemoryProposal;
+use super::test_support::{Expect, Seen, condition, run_scripted, test_context_with};
+use super::{Caches, memory_proposal};
+use crate::api::{Agent, MemoryProposal};
 use crate::memory::MemoryDocument;
 use crate::memory::change::{Change, apply};
 use crate::memory::document::{Entry, EntryKind, Evidence};
 use crate::store::Snapshot;
 
-const AGENTS: &str = "/apis/reverie.dev/v1alpha1/namespaces/team/agents";
 const PROPOSALS: &str = "/apis/reverie.dev/v1alpha1/namespaces/team/memoryproposals";
 const CONFIGMAPS: &str = "/api/v1/namespaces/team/configmaps";
 
@@ -24,20 +23,12 @@ fn ts(s: &str) -> Timestamp {
     s.parse().unwrap()
 }
 
-fn agent() -> Expect {
-    Expect::get(
-        format!("{AGENTS}/support"),
-        json!({"apiVersion": "reverie.dev/v1alpha1", "kind": "Agent",
-               "metadata": {"name": "support", "namespace": "team", "uid": "a-1"},
-               "spec": {"model": "m", "instructions": "Help customers."}}),
-    )
-}
-
-fn no_other_proposals() -> Expect {
-    Expect::get(
-        PROPOSALS,
-        json!({"apiVersion": "reverie.dev/v1alpha1", "kind": "MemoryProposalList", "metadata": {}, "items": []}),
-    )
+/// The agent the proposals are for, as the Agent watch lists it.
+fn agent() -> Agent {
+    serde_json::from_value(json!({"apiVersion": "reverie.dev/v1alpha1", "kind": "Agent",
+           "metadata": {"name": "support", "namespace": "team", "uid": "a-1"},
+           "spec": {"model": "m", "instructions": "Help customers."}}))
+    .unwrap()
 }
 
 /// Revision 1: the instructions and one lesson.
@@ -117,7 +108,8 @@ fn add_lesson() -> Value {
 }
 
 async fn reconcile(proposal: MemoryProposal, script: Vec<Expect>) -> Vec<Seen> {
-    let (ctx, handle) = test_context();
+    let caches = Caches::holding(vec![agent()], vec![proposal.clone()], Vec::new());
+    let (ctx, handle) = test_context_with(caches);
     let (result, seen) = run_scripted(handle, script, memory_proposal::reconcile(Arc::new(proposal), ctx)).await;
     result.expect("reconcile succeeds");
     seen
@@ -129,8 +121,6 @@ async fn an_approved_proposal_is_written_as_the_next_revision_and_the_previous_o
     let current = memory_configmap("support-memory", &base);
     let proposal = approved(&base, add_lesson());
     let script = vec![
-        agent(),
-        no_other_proposals(),
         metadata_list(vec![current.clone()]),
         Expect::get(format!("{CONFIGMAPS}/support-memory"), current.clone()),
         Expect::get(format!("{CONFIGMAPS}/support-memory"), current),
@@ -147,11 +137,11 @@ async fn an_approved_proposal_is_written_as_the_next_revision_and_the_previous_o
         Expect::event("team"),
     ];
     let seen = reconcile(proposal, script).await;
-    let snapshot = &seen[5].body;
+    let snapshot = &seen[3].body;
     assert_eq!(snapshot["metadata"]["name"], "support-memory-r2");
     assert_eq!(
         snapshot["metadata"]["annotations"]["reverie.dev/update"],
-        "proposal/support-7/".to_string() + &seen[8].body["status"]["digest"].as_str().unwrap()[7..19]
+        "proposal/support-7/".to_string() + &seen[6].body["status"]["digest"].as_str().unwrap()[7..19]
     );
     assert!(
         snapshot["data"]["MEMORY.md"]
@@ -160,17 +150,17 @@ async fn an_approved_proposal_is_written_as_the_next_revision_and_the_previous_o
             .contains("Retry after a 429.")
     );
     assert_eq!(
-        seen[6].body["metadata"]["resourceVersion"], "7",
+        seen[4].body["metadata"]["resourceVersion"], "7",
         "the write is conditional on what was read"
     );
-    let status = &seen[8].body["status"];
+    let status = &seen[6].body["status"];
     assert_eq!(
         (&status["phase"], &status["appliedRevision"], &status["approvedBy"]),
         (&json!("Applied"), &json!(2), &json!("ana"))
     );
-    assert_eq!(condition(&seen[8].body, "Applied")["status"], "True");
+    assert_eq!(condition(&seen[6].body, "Applied")["status"], "True");
     assert_eq!(
-        (&seen[9].body["reason"], &seen[10].body["reason"]),
+        (&seen[7].body["reason"], &seen[8].body["reason"]),
         (&json!("Approved"), &json!("Applied"))
     );
 }
@@ -186,8 +176,6 @@ async fn a_proposal_whose_revision_is_already_kept_is_applied_without_writing() 
     written.info.update = format!("proposal/support-7/{}", &digest[7..19]);
     let current = memory_configmap("support-memory", &written);
     let script = vec![
-        agent(),
-        no_other_proposals(),
         metadata_list(vec![memory_configmap("support-memory-r1", &base), current]),
         Expect::patch_status(format!("{PROPOSALS}/support-7/status"), &proposal),
         Expect::event("team"),
@@ -199,7 +187,7 @@ async fn a_proposal_whose_revision_is_already_kept_is_applied_without_writing() 
             .all(|s| !s.path.starts_with(CONFIGMAPS) || s.method == Method::GET),
         "nothing written twice"
     );
-    assert_eq!(seen[3].body["status"]["appliedRevision"], 2);
+    assert_eq!(seen[1].body["status"]["appliedRevision"], 2);
 }
 
 #[tokio::test]
@@ -219,8 +207,6 @@ async fn a_change_to_an_entry_changed_since_the_base_is_conflicted_not_overwritt
         json!({"op": "Update", "id": "lesson-a", "after": "Check the customer id.", "evidence": {"count": 5}}),
     );
     let script = vec![
-        agent(),
-        no_other_proposals(),
         metadata_list(vec![current.clone()]),
         Expect::get(format!("{CONFIGMAPS}/support-memory"), current),
         Expect::get(
@@ -232,8 +218,8 @@ async fn a_change_to_an_entry_changed_since_the_base_is_conflicted_not_overwritt
         Expect::event("team"),
     ];
     let seen = reconcile(proposal, script).await;
-    assert_eq!(seen[5].body["status"]["phase"], "Conflicted");
-    let message = condition(&seen[5].body, "Applied")["message"]
+    assert_eq!(seen[3].body["status"]["phase"], "Conflicted");
+    let message = condition(&seen[3].body, "Applied")["message"]
         .as_str()
         .unwrap()
         .to_string();
@@ -241,7 +227,7 @@ async fn a_change_to_an_entry_changed_since_the_base_is_conflicted_not_overwritt
         message.contains("lesson-a") && message.contains("was updated"),
         "{message}"
     );
-    assert_eq!(seen[7].body["type"], "Warning");
+    assert_eq!(seen[5].body["type"], "Warning");
     assert!(
         seen.iter()
             .all(|s| !s.path.starts_with(CONFIGMAPS) || s.method == Method::GET),

@@ -9,11 +9,11 @@ use jiff::Timestamp;
 use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
+use super::Caches;
 use super::dream_schedule::{self, runs::expired_jobs};
-use super::test_support::{Expect, NOW, Seen, condition, run_scripted, test_context};
-use crate::api::DreamSchedule;
+use super::test_support::{Expect, NOW, Seen, condition, run_scripted, test_context_with};
+use crate::api::{Agent, DreamSchedule};
 
-const AGENTS: &str = "/apis/reverie.dev/v1alpha1/namespaces/team/agents";
 const SCHEDULES: &str = "/apis/reverie.dev/v1alpha1/namespaces/team/dreamschedules";
 const JOBS: &str = "/apis/batch/v1/namespaces/team/jobs";
 const PODS: &str = "/api/v1/namespaces/team/pods";
@@ -55,13 +55,11 @@ fn handled_1155() -> Value {
     })
 }
 
-fn support_agent() -> Expect {
-    Expect::get(
-        format!("{AGENTS}/support"),
-        json!({"apiVersion": "reverie.dev/v1alpha1", "kind": "Agent",
-               "metadata": {"name": "support", "namespace": "team", "uid": "a-1"},
-               "spec": {"model": "m", "instructions": "x", "sessions": {"hostPath": {"path": "/data/sessions"}}}}),
-    )
+fn support_agent() -> Agent {
+    serde_json::from_value(json!({"apiVersion": "reverie.dev/v1alpha1", "kind": "Agent",
+           "metadata": {"name": "support", "namespace": "team", "uid": "a-1"},
+           "spec": {"model": "m", "instructions": "x", "sessions": {"hostPath": {"path": "/data/sessions"}}}}))
+    .unwrap()
 }
 
 fn job(name: &str, created: &str, finished: Option<(&str, &str)>) -> Value {
@@ -78,11 +76,14 @@ fn job(name: &str, created: &str, finished: Option<(&str, &str)>) -> Value {
     job
 }
 
-fn jobs(items: Vec<Value>) -> Expect {
-    Expect::get(
-        JOBS,
-        json!({"apiVersion": "batch/v1", "kind": "JobList", "metadata": {}, "items": items}),
-    )
+/// What the watches list: the agent `support` (when `with_agent`) and the schedule's `jobs`.
+fn holding(with_agent: bool, jobs: Vec<Value>) -> Caches {
+    let agents = if with_agent { vec![support_agent()] } else { Vec::new() };
+    let jobs = jobs
+        .into_iter()
+        .map(|job| serde_json::from_value(job).unwrap())
+        .collect();
+    Caches::holding(agents, Vec::new(), jobs)
 }
 
 /// The dreamer's ServiceAccount, Role and RoleBinding, all already in place.
@@ -115,8 +116,8 @@ fn status_patch(schedule: &DreamSchedule) -> Expect {
     Expect::patch_status(format!("{SCHEDULES}/nightly/status"), schedule)
 }
 
-async fn reconcile(schedule: DreamSchedule, script: Vec<Expect>) -> (Action, Vec<Seen>) {
-    let (ctx, handle) = test_context();
+async fn reconcile(schedule: DreamSchedule, caches: Caches, script: Vec<Expect>) -> (Action, Vec<Seen>) {
+    let (ctx, handle) = test_context_with(caches);
     let (result, seen) = run_scripted(handle, script, dream_schedule::reconcile(Arc::new(schedule), ctx)).await;
     (result.expect("reconcile succeeds"), seen)
 }
@@ -132,25 +133,25 @@ fn last_run(patch: &Seen) -> &Value {
 #[tokio::test]
 async fn a_due_fire_time_starts_one_deterministic_job_and_requeues_at_the_next() {
     let object = schedule(json!({}), handled_1155(), json!({}));
-    let mut script = vec![support_agent(), jobs(vec![])];
+    let mut script = vec![];
     script.extend(dreamer_rbac_in_place());
     script.extend([create_job(), status_patch(&object), Expect::event("team")]);
-    let (action, seen) = reconcile(object, script).await;
+    let (action, seen) = reconcile(object, holding(true, vec![]), script).await;
 
-    let created = &seen[5].body;
+    let created = &seen[3].body;
     assert_eq!(
         created["metadata"]["name"],
         format!("nightly-support-{}", minutes(now()))
     );
     assert_eq!(created["metadata"]["annotations"]["reverie.dev/scheduled-at"], NOW);
     assert_eq!(created["metadata"]["ownerReferences"][0]["kind"], "DreamSchedule");
-    let status = &seen[6].body["status"];
+    let status = &seen[4].body["status"];
     assert_eq!(status["lastScheduleTime"], NOW);
     assert_eq!(status["nextScheduleTime"], "2026-11-20T12:05:00Z");
     assert_eq!(status["active"][0]["name"], created["metadata"]["name"]);
-    assert_eq!(last_run(&seen[6])["result"], "Running");
+    assert_eq!(last_run(&seen[4])["result"], "Running");
     // Announced once the status that records it landed.
-    assert_eq!(seen[7].body["reason"], "DreamStarted");
+    assert_eq!(seen[5].body["reason"], "DreamStarted");
     assert_eq!(action, requeue_in(Duration::from_secs(300)));
 }
 
@@ -158,13 +159,13 @@ async fn a_due_fire_time_starts_one_deterministic_job_and_requeues_at_the_next()
 async fn forbid_skips_while_a_pass_runs_and_records_why() {
     let object = schedule(json!({}), handled_1155(), json!({}));
     let running = job("nightly-support-old", "2026-11-20T11:55:00Z", None);
-    let mut script = vec![support_agent(), jobs(vec![running])];
+    let mut script = vec![];
     script.extend(dreamer_rbac_in_place());
     script.extend([status_patch(&object), Expect::event("team")]);
-    let (_, seen) = reconcile(object, script).await;
+    let (_, seen) = reconcile(object, holding(true, vec![running]), script).await;
 
-    assert_eq!(seen[6].body["reason"], "DreamSkipped");
-    let run = last_run(&seen[5]);
+    assert_eq!(seen[4].body["reason"], "DreamSkipped");
+    let run = last_run(&seen[3]);
     assert_eq!(run["result"], "Skipped");
     assert!(
         run["message"]
@@ -174,14 +175,14 @@ async fn forbid_skips_while_a_pass_runs_and_records_why() {
         "{run}"
     );
     // The fire time counts as handled: a skipped pass does not start late.
-    assert_eq!(seen[5].body["status"]["lastScheduleTime"], NOW);
+    assert_eq!(seen[3].body["status"]["lastScheduleTime"], NOW);
 }
 
 #[tokio::test]
 async fn replace_deletes_the_running_pass_before_starting_the_new_one() {
     let object = schedule(json!({"concurrencyPolicy": "Replace"}), handled_1155(), json!({}));
     let running = job("nightly-support-old", "2026-11-20T11:55:00Z", None);
-    let mut script = vec![support_agent(), jobs(vec![running])];
+    let mut script = vec![];
     script.extend(dreamer_rbac_in_place());
     script.extend([
         Expect::new(
@@ -195,12 +196,12 @@ async fn replace_deletes_the_running_pass_before_starting_the_new_one() {
         Expect::event("team"),
         Expect::event("team"),
     ]);
-    let (_, seen) = reconcile(object, script).await;
+    let (_, seen) = reconcile(object, holding(true, vec![running]), script).await;
 
-    assert_eq!(seen[5].body["propagationPolicy"], "Background");
-    assert_eq!(seen[8].body["reason"], "DreamReplaced");
-    assert_eq!(seen[9].body["reason"], "DreamStarted");
-    let active = seen[7].body["status"]["active"].as_array().unwrap();
+    assert_eq!(seen[3].body["propagationPolicy"], "Background");
+    assert_eq!(seen[6].body["reason"], "DreamReplaced");
+    assert_eq!(seen[7].body["reason"], "DreamStarted");
+    let active = seen[5].body["status"]["active"].as_array().unwrap();
     assert_eq!(active.len(), 1);
     assert_eq!(active[0]["name"], format!("nightly-support-{}", minutes(now())));
 }
@@ -209,19 +210,19 @@ async fn replace_deletes_the_running_pass_before_starting_the_new_one() {
 async fn allow_runs_a_second_pass_beside_the_first() {
     let object = schedule(json!({"concurrencyPolicy": "Allow"}), handled_1155(), json!({}));
     let running = job("nightly-support-old", "2026-11-20T11:55:00Z", None);
-    let mut script = vec![support_agent(), jobs(vec![running])];
+    let mut script = vec![];
     script.extend(dreamer_rbac_in_place());
     script.extend([create_job(), status_patch(&object), Expect::event("team")]);
-    let (_, seen) = reconcile(object, script).await;
-    assert_eq!(seen[6].body["status"]["active"].as_array().unwrap().len(), 2);
+    let (_, seen) = reconcile(object, holding(true, vec![running]), script).await;
+    assert_eq!(seen[4].body["status"]["active"].as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]
 async fn suspend_starts_nothing_and_has_no_next_time() {
     let object = schedule(json!({"suspend": true}), handled_1155(), json!({}));
     // Nothing to start, and the status (no next time, last run 11:55) is already right.
-    let (action, seen) = reconcile(object, vec![support_agent(), jobs(vec![])]).await;
-    assert_eq!(seen.len(), 2);
+    let (action, seen) = reconcile(object, holding(true, vec![]), vec![]).await;
+    assert_eq!(seen.len(), 0);
     assert_eq!(action, Action::await_change());
 }
 
@@ -231,23 +232,54 @@ async fn a_new_dream_now_value_starts_a_pass_once() {
     status["lastScheduleTime"] = json!(NOW);
     status["nextScheduleTime"] = json!("2026-11-20T12:05:00Z");
     let object = schedule(json!({}), status.clone(), json!({"reverie.dev/dream-now": "try-1"}));
-    let mut script = vec![support_agent(), jobs(vec![])];
+    let mut script = vec![];
     script.extend(dreamer_rbac_in_place());
     script.extend([create_job(), status_patch(&object), Expect::event("team")]);
-    let (_, seen) = reconcile(object, script).await;
-    let name = seen[5].body["metadata"]["name"].as_str().unwrap().to_string();
+    let (_, seen) = reconcile(object, holding(true, vec![]), script).await;
+    let name = seen[3].body["metadata"]["name"].as_str().unwrap().to_string();
     assert!(name.starts_with("nightly-support-now-"), "{name}");
-    assert_eq!(seen[6].body["status"]["lastDreamNow"], "try-1");
+    assert_eq!(seen[4].body["status"]["lastDreamNow"], "try-1");
 
     // The same value again, once the status recorded it: no second pass (the status only
     // learns the running Job's uid).
-    let handled = seen[6].body["status"].clone();
+    let handled = seen[4].body["status"].clone();
     let object = schedule(json!({}), handled, json!({"reverie.dev/dream-now": "try-1"}));
     let running = job(&name, NOW, None);
-    let script = vec![support_agent(), jobs(vec![running]), status_patch(&object)];
-    let (_, seen) = reconcile(object, script).await;
+    let script = vec![status_patch(&object)];
+    let (_, seen) = reconcile(object, holding(true, vec![running]), script).await;
     assert!(seen.iter().all(|s| s.method != Method::POST), "no Job created");
-    assert_eq!(last_run(&seen[2])["job"], name.as_str());
+    assert_eq!(last_run(&seen[0])["job"], name.as_str());
+}
+
+#[tokio::test]
+async fn a_pass_started_moments_ago_is_read_from_the_api_until_its_watch_event_arrives() {
+    let mut status = handled_1155();
+    status["lastScheduleTime"] = json!(NOW);
+    status["nextScheduleTime"] = json!("2026-11-20T12:05:00Z");
+    let name = "nightly-support-29398320";
+    let running = job(name, NOW, None);
+    // The status a reconcile writes once its Job is cached: the pass is active.
+    let object = schedule(json!({}), status, json!({}));
+    let (_, seen) = reconcile(
+        object,
+        holding(true, vec![running.clone()]),
+        vec![status_patch(&schedule(json!({}), handled_1155(), json!({})))],
+    )
+    .await;
+    let recorded = seen[0].body["status"].clone();
+    assert_eq!(recorded["active"][0]["name"], name);
+
+    // The cache has not seen the Job yet: it is read from the API and the status stands.
+    let object = schedule(json!({}), recorded.clone(), json!({}));
+    let script = vec![Expect::get(format!("{JOBS}/{name}"), running)];
+    let (_, seen) = reconcile(object, holding(true, vec![]), script).await;
+    assert_eq!(seen.len(), 1, "one read, no write: {seen:?}");
+
+    // Gone from the API too: no longer active.
+    let object = schedule(json!({}), recorded, json!({}));
+    let script = vec![Expect::not_found(format!("{JOBS}/{name}")), status_patch(&object)];
+    let (_, seen) = reconcile(object, holding(true, vec![]), script).await;
+    assert_eq!(seen[1].body["status"]["active"], json!(null));
 }
 
 #[tokio::test]
@@ -256,33 +288,27 @@ async fn nothing_due_and_nothing_changed_makes_no_write() {
     status["lastScheduleTime"] = json!(NOW);
     status["nextScheduleTime"] = json!("2026-11-20T12:05:00Z");
     let object = schedule(json!({}), status, json!({}));
-    let (action, seen) = reconcile(object, vec![support_agent(), jobs(vec![])]).await;
-    assert_eq!(seen.len(), 2);
+    let (action, seen) = reconcile(object, holding(true, vec![]), vec![]).await;
+    assert_eq!(seen.len(), 0);
     assert_eq!(action, requeue_in(Duration::from_secs(300)));
 }
 
 #[tokio::test]
 async fn a_failed_pass_is_reported_with_the_pods_message() {
     let (object, failed, pods) = failed_pass();
-    let script = vec![
-        support_agent(),
-        jobs(vec![failed]),
-        Expect::get(PODS, pods),
-        status_patch(&object),
-        Expect::event("team"),
-    ];
-    let (_, seen) = reconcile(object, script).await;
+    let script = vec![Expect::get(PODS, pods), status_patch(&object), Expect::event("team")];
+    let (_, seen) = reconcile(object, holding(true, vec![failed]), script).await;
     assert!(
-        seen[2].query.contains("job-name%3Dnightly-support-1"),
+        seen[0].query.contains("job-name%3Dnightly-support-1"),
         "{}",
-        seen[2].query
+        seen[0].query
     );
-    let run = last_run(&seen[3]);
+    let run = last_run(&seen[1]);
     assert_eq!(run["result"], "Failed");
     assert!(run["message"].as_str().unwrap().contains("connection refused"));
-    assert!(seen[3].body["status"].get("lastSuccessfulTime").is_none());
-    assert_eq!(seen[4].body["reason"], "DreamFailed");
-    assert!(seen[4].body["note"].as_str().unwrap().contains("connection refused"));
+    assert!(seen[1].body["status"].get("lastSuccessfulTime").is_none());
+    assert_eq!(seen[2].body["reason"], "DreamFailed");
+    assert!(seen[2].body["note"].as_str().unwrap().contains("connection refused"));
 }
 
 #[tokio::test]
@@ -308,8 +334,6 @@ async fn a_succeeded_pass_records_its_proposal_and_old_jobs_past_the_limit_are_d
             "state": {"terminated": {"exitCode": 0, "message": report}}}]}
     }]});
     let script = vec![
-        support_agent(),
-        jobs(vec![old, new]),
         Expect::get(PODS, pods),
         Expect::new(
             Method::DELETE,
@@ -319,8 +343,8 @@ async fn a_succeeded_pass_records_its_proposal_and_old_jobs_past_the_limit_are_d
         ),
         status_patch(&object),
     ];
-    let (_, seen) = reconcile(object, script).await;
-    let status = &seen[4].body["status"];
+    let (_, seen) = reconcile(object, holding(true, vec![old, new]), script).await;
+    let status = &seen[2].body["status"];
     assert_eq!(status["lastSuccessfulTime"], "2026-11-20T11:56:00Z");
     let run = &status["lastRuns"][0];
     assert_eq!(
@@ -332,13 +356,9 @@ async fn a_succeeded_pass_records_its_proposal_and_old_jobs_past_the_limit_are_d
 #[tokio::test]
 async fn a_missing_agent_is_named_in_ready_and_no_job_starts() {
     let object = schedule(json!({}), handled_1155(), json!({}));
-    let script = vec![
-        Expect::not_found(format!("{AGENTS}/support")),
-        jobs(vec![]),
-        status_patch(&object),
-    ];
-    let (_, seen) = reconcile(object, script).await;
-    let ready = condition(&seen[2].body, "Ready");
+    let script = vec![status_patch(&object)];
+    let (_, seen) = reconcile(object, holding(false, vec![]), script).await;
+    let ready = condition(&seen[0].body, "Ready");
     assert_eq!(ready["reason"], "AgentNotFound");
     assert!(ready["message"].as_str().unwrap().contains("support"));
 }
@@ -379,7 +399,7 @@ async fn after_more_than_100_missed_times_only_the_latest_starts_with_a_warning(
     let mut status = handled_1155();
     status["lastScheduleTime"] = json!("2026-11-20T10:00:00Z");
     let object = schedule(json!({"schedule": "* * * * *"}), status, json!({}));
-    let mut script = vec![support_agent(), jobs(vec![])];
+    let mut script = vec![];
     script.extend(dreamer_rbac_in_place());
     script.extend([
         create_job(),
@@ -387,15 +407,15 @@ async fn after_more_than_100_missed_times_only_the_latest_starts_with_a_warning(
         Expect::event("team"),
         Expect::event("team"),
     ]);
-    let (action, seen) = reconcile(object, script).await;
+    let (action, seen) = reconcile(object, holding(true, vec![]), script).await;
     assert_eq!(
-        seen[5].body["metadata"]["name"],
+        seen[3].body["metadata"]["name"],
         format!("nightly-support-{}", minutes(now()))
     );
-    assert_eq!(seen[6].body["status"]["lastScheduleTime"], NOW);
-    assert_eq!(seen[7].body["type"], "Warning");
-    assert_eq!(seen[7].body["reason"], "TooManyMissedTimes");
-    assert_eq!(seen[8].body["reason"], "DreamStarted");
+    assert_eq!(seen[4].body["status"]["lastScheduleTime"], NOW);
+    assert_eq!(seen[5].body["type"], "Warning");
+    assert_eq!(seen[5].body["reason"], "TooManyMissedTimes");
+    assert_eq!(seen[6].body["reason"], "DreamStarted");
     assert_eq!(action, requeue_in(Duration::from_secs(60)));
 }
 
@@ -409,19 +429,14 @@ async fn a_missed_time_past_the_starting_deadline_is_skipped_with_a_warning() {
         status,
         json!({}),
     );
-    let script = vec![
-        support_agent(),
-        jobs(vec![]),
-        status_patch(&object),
-        Expect::event("team"),
-    ];
-    let (_, seen) = reconcile(object, script).await;
-    assert_eq!(seen[3].body["reason"], "MissedStartingDeadline");
+    let script = vec![status_patch(&object), Expect::event("team")];
+    let (_, seen) = reconcile(object, holding(true, vec![]), script).await;
+    assert_eq!(seen[1].body["reason"], "MissedStartingDeadline");
     assert!(
         seen.iter().all(|s| s.path != JOBS || s.method != Method::POST),
         "nothing started"
     );
-    assert_eq!(seen[2].body["status"]["nextScheduleTime"], "2026-11-21T11:55:00Z");
+    assert_eq!(seen[0].body["status"]["nextScheduleTime"], "2026-11-21T11:55:00Z");
 }
 
 /// A failed Job and its pod's report, for a schedule that already handled 12:00.
@@ -451,10 +466,8 @@ async fn a_failed_pass_is_told_once_even_when_the_first_status_write_fails() {
     let (object, failed, pods) = failed_pass();
     let conflict = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict",
         "code": 409, "message": "the object has been modified"});
-    let (ctx, handle) = test_context();
+    let (ctx, handle) = test_context_with(holding(true, vec![failed.clone()]));
     let script = vec![
-        support_agent(),
-        jobs(vec![failed.clone()]),
         Expect::get(PODS, pods.clone()),
         Expect::new(
             Method::PATCH,
@@ -477,28 +490,22 @@ async fn a_failed_pass_is_told_once_even_when_the_first_status_write_fails() {
     assert!(!ctx.metrics.encode().contains(FAILED_COUNTED));
 
     // The retry sees the same status (the write did not land): now it lands, then it is told.
-    let (ctx, handle) = test_context();
-    let script = vec![
-        support_agent(),
-        jobs(vec![failed]),
-        Expect::get(PODS, pods),
-        status_patch(&object),
-        Expect::event("team"),
-    ];
+    let (ctx, handle) = test_context_with(holding(true, vec![failed]));
+    let script = vec![Expect::get(PODS, pods), status_patch(&object), Expect::event("team")];
     let (result, seen) = run_scripted(handle, script, dream_schedule::reconcile(Arc::new(object), ctx.clone())).await;
     result.unwrap();
-    assert_eq!(seen[4].body["reason"], "DreamFailed");
+    assert_eq!(seen[2].body["reason"], "DreamFailed");
     assert!(ctx.metrics.encode().contains(FAILED_COUNTED));
 
     // Once status records it, a later reconcile neither reads the pod again nor tells it again.
-    let recorded = seen[3].body["status"].clone();
+    let recorded = seen[1].body["status"].clone();
     let object = schedule(json!({}), recorded, json!({}));
     let (_, failed, _) = failed_pass();
-    let (ctx, handle) = test_context();
-    let script = vec![support_agent(), jobs(vec![failed])];
+    let (ctx, handle) = test_context_with(holding(true, vec![failed]));
+    let script = vec![];
     let (result, seen) = run_scripted(handle, script, dream_schedule::reconcile(Arc::new(object), ctx.clone())).await;
     result.unwrap();
-    assert_eq!(seen.len(), 2, "no pod read, no write, no event");
+    assert_eq!(seen.len(), 0, "no pod read, no write, no event");
     assert!(!ctx.metrics.encode().contains(FAILED_COUNTED));
 }
 
@@ -508,7 +515,6 @@ mod plans {
     use kube::runtime::events::EventType;
 
     use super::*;
-    use crate::api::Agent;
     use crate::controller::dream_schedule::dereference::{Observed, Selection};
     use crate::controller::dream_schedule::plan::{About, Effect, Inputs, Plan, plan};
     use crate::controller::dream_schedule::validate::validate;

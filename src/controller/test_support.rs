@@ -11,7 +11,7 @@ use kube::Client;
 use kube::client::Body;
 use serde_json::Value;
 
-use super::{Context, FixedClock};
+use super::{Caches, Context, FixedClock};
 use crate::metrics::Metrics;
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
@@ -84,13 +84,19 @@ pub struct Seen {
     pub body: Value,
 }
 
-/// A context whose client talks to the scripted server, with the clock stopped at [`NOW`].
+/// A context whose client talks to the scripted server and whose caches are empty, with the
+/// clock stopped at [`NOW`].
 pub fn test_context() -> (Arc<Context>, Handle) {
+    test_context_with(Caches::new().0)
+}
+
+/// [`test_context`] whose caches hold `caches` (what the watches would have listed).
+pub fn test_context_with(caches: Caches) -> (Arc<Context>, Handle) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "default");
     let clock = Arc::new(FixedClock(NOW.parse().expect("valid timestamp")));
     (
-        Arc::new(Context::new(client, Arc::new(Metrics::default()), clock)),
+        Arc::new(Context::new(client, caches, Arc::new(Metrics::default()), clock)),
         handle,
     )
 }

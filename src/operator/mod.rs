@@ -200,8 +200,9 @@ pub async fn run(options: OperatorOptions) -> Result<(), OperatorError> {
         return Ok(());
     }
 
+    let (caches, cache_writers) = controller::Caches::new();
     let ctx = Arc::new(
-        Context::new(client, metrics.clone(), Arc::new(SystemClock))
+        Context::new(client, caches, metrics.clone(), Arc::new(SystemClock))
             .with_image(options.image.clone())
             .with_apply_job_ttl(options.apply_job_ttl_seconds),
     );
@@ -214,7 +215,7 @@ pub async fn run(options: OperatorOptions) -> Result<(), OperatorError> {
             }
         });
     }
-    let controllers = controller::run(ctx, stopped(), synced_tx);
+    let controllers = controller::run(ctx, cache_writers, stopped(), synced_tx);
     let outcome = match lease.clone() {
         Some(manager) => {
             tokio::select! {

@@ -1,12 +1,11 @@
-//! Dereference: what a valid DreamSchedule points at, read from the API: the agents it
-//! selects, the Secrets its reflector and output need, its Jobs, and the reports of the Jobs
-//! that finished since status last recorded them.
+//! Dereference: what a valid DreamSchedule points at: the agents it selects and its Jobs (from
+//! the caches), the Secrets its reflector and output need, and the reports of the Jobs that
+//! finished since status last recorded them (from the API, as neither is cached).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 
 use super::runs;
@@ -15,8 +14,6 @@ use crate::api::dream_job::CONTAINER;
 use crate::api::dream_schedule::{DreamScheduleSpec, DreamScheduleStatus, Output, ReflectorProvider};
 use crate::api::rules::Problem;
 use crate::api::{Agent, DreamSchedule, SecretKeyReference};
-use crate::controller::agent::find_agents;
-use crate::controller::dream_job;
 use crate::controller::{Context, Result};
 
 /// The agents a schedule works on.
@@ -53,10 +50,7 @@ pub async fn dereference(
         Some(valid) => select(ctx, &namespace, &schedule.spec, valid).await?,
         None => Selection::default(),
     };
-    let jobs = Api::<Job>::namespaced(ctx.client.clone(), &namespace)
-        .list(&ListParams::default().labels(&dream_job::schedule_selector(&schedule.name_any())))
-        .await?
-        .items;
+    let jobs = schedule_jobs(ctx, &namespace, &schedule.name_any(), status).await?;
     let pods = Api::<Pod>::namespaced(ctx.client.clone(), &namespace);
     let mut messages = BTreeMap::new();
     for job in runs::unrecorded_finished(&jobs, status) {
@@ -70,14 +64,45 @@ pub async fn dereference(
     })
 }
 
+/// The schedule's Jobs, from the cache. A Job status lists as active that the cache does not
+/// hold yet was created moments ago and its watch event is still on its way: it is read from
+/// the API, so a reconcile right after a start does not take the pass for gone. In steady
+/// state every active Job is cached and this makes no request.
+async fn schedule_jobs(
+    ctx: &Context,
+    namespace: &str,
+    schedule: &str,
+    status: &DreamScheduleStatus,
+) -> Result<Vec<Job>> {
+    let mut jobs: Vec<Job> = ctx
+        .caches
+        .dream_jobs_of(namespace, schedule)
+        .iter()
+        .map(|job| Job::clone(job))
+        .collect();
+    let api = Api::<Job>::namespaced(ctx.client.clone(), namespace);
+    for active in &status.active {
+        let Some(name) = active.name.as_deref() else {
+            continue;
+        };
+        if jobs.iter().any(|job| job.metadata.name.as_deref() == Some(name)) {
+            continue;
+        }
+        if let Some(job) = api.get_opt(name).await? {
+            jobs.push(job);
+        }
+    }
+    Ok(jobs)
+}
+
 /// The agents the schedule selects, and problems with what it refers to: missing agents,
 /// agents without sessions, the reflector's and the output's Secrets.
 async fn select(ctx: &Context, namespace: &str, spec: &DreamScheduleSpec, valid: &ValidSchedule) -> Result<Selection> {
-    let api = Api::<Agent>::namespaced(ctx.client.clone(), namespace);
+    let caches = &ctx.caches;
     let mut selection = Selection::default();
-    let (mut agents, mut missing) = find_agents(&api, spec.agents.names.iter().map(String::as_str)).await?;
+    let (mut agents, mut missing) = caches.find_agents(namespace, spec.agents.names.iter().map(String::as_str));
     if let Some(selector) = &valid.selector {
-        agents = api.list(&ListParams::default().labels_from(selector)).await?.items;
+        agents = caches.agents_matching(namespace, selector);
         if agents.is_empty() {
             selection.problems.push(Problem::new(
                 "NoAgentsSelected",
@@ -86,8 +111,8 @@ async fn select(ctx: &Context, namespace: &str, spec: &DreamScheduleSpec, valid:
         }
     }
     if let Some(collective) = &spec.agents.collective {
-        let (target, target_missing) = find_agents(&api, std::iter::once(collective.target.as_str())).await?;
-        selection.target = target.into_iter().next();
+        let (target, target_missing) = caches.find_agents(namespace, std::iter::once(collective.target.as_str()));
+        selection.target = target.into_iter().next().map(|agent| Agent::clone(&agent));
         missing.extend(target_missing);
     }
     if !missing.is_empty() {
@@ -96,8 +121,10 @@ async fn select(ctx: &Context, namespace: &str, spec: &DreamScheduleSpec, valid:
             format!("Agent(s) not found in namespace {namespace}: {}", missing.join(", ")),
         ));
     }
-    let (with_sessions, without): (Vec<Agent>, Vec<Agent>) =
-        agents.into_iter().partition(|agent| agent.spec.sessions.is_some());
+    let (with_sessions, without): (Vec<Agent>, Vec<Agent>) = agents
+        .iter()
+        .map(|agent| Agent::clone(agent))
+        .partition(|agent| agent.spec.sessions.is_some());
     if !without.is_empty() {
         let names: Vec<String> = without.iter().map(ResourceExt::name_any).collect();
         selection.problems.push(Problem::new(
