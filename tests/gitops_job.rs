@@ -37,7 +37,7 @@ fn job(schedule: &DreamSchedule) -> Job {
         pool: &[&support],
         min_agents: 1,
     };
-    build(schedule, &plan, &Trigger::Now("x".into()), "reverie:test")
+    build(schedule, &plan, &Trigger::Now("x".into()), "reverie:test").unwrap()
 }
 
 fn pod(job: &Job) -> Value {

@@ -3,13 +3,18 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, KeyToPath,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecurityContext,
+    Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
-use serde_json::{Value, json};
 
 use super::{Error, Result};
-use crate::api::agent::{AgentRuntime, MemoryStore};
+use crate::api::agent::{AgentRuntime, MemoryStore, SessionsSpec};
 use crate::api::{Agent, FIELD_MANAGER};
 use crate::store::configmap::current_name;
 use crate::store::{AGENT_LABEL, MEMORY_MD, MEMORY_YAML, RevisionInfo};
@@ -26,18 +31,36 @@ pub const MEMORY_DIGEST_ANNOTATION: &str = "reverie.dev/memory-digest";
 pub const SPEC_HASH_ANNOTATION: &str = "reverie.dev/spec-hash";
 
 /// The volume holding an agent's memory, for its own pods or another agent's (`shared`).
-fn memory_volume(name: &str, agent: &Agent) -> Value {
+fn memory_volume(name: &str, agent: &Agent) -> Volume {
+    let volume = Volume {
+        name: name.to_string(),
+        ..Volume::default()
+    };
     match &agent.spec.memory.store {
-        MemoryStore::ConfigMap(_) => json!({
-            "name": name,
-            "configMap": {"name": current_name(&agent.name_any()), "items": [
-                {"key": MEMORY_MD, "path": MEMORY_MD}, {"key": MEMORY_YAML, "path": MEMORY_YAML}
-            ]}
-        }),
-        MemoryStore::PersistentVolumeClaim(pvc) => json!({
-            "name": name,
-            "persistentVolumeClaim": {"claimName": pvc.claim_name, "readOnly": true}
-        }),
+        MemoryStore::ConfigMap(_) => Volume {
+            config_map: Some(ConfigMapVolumeSource {
+                name: current_name(&agent.name_any()),
+                items: Some(vec![same_path(MEMORY_MD), same_path(MEMORY_YAML)]),
+                ..ConfigMapVolumeSource::default()
+            }),
+            ..volume
+        },
+        MemoryStore::PersistentVolumeClaim(pvc) => Volume {
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: pvc.claim_name.clone(),
+                read_only: Some(true),
+            }),
+            ..volume
+        },
+    }
+}
+
+/// A ConfigMap key projected as the file of the same name.
+fn same_path(key: &str) -> KeyToPath {
+    KeyToPath {
+        key: key.to_string(),
+        path: key.to_string(),
+        ..KeyToPath::default()
     }
 }
 
@@ -48,139 +71,221 @@ fn memory_sub_path(agent: &Agent) -> Option<String> {
     }
 }
 
-fn mount(name: &str, path: &str, read_only: bool, sub_path: Option<String>) -> Value {
-    let mut mount = json!({"name": name, "mountPath": path, "readOnly": read_only});
-    if let Some(sub_path) = sub_path {
-        mount["subPath"] = json!(sub_path);
+fn mount(name: &str, path: &str, read_only: bool, sub_path: Option<String>) -> VolumeMount {
+    VolumeMount {
+        name: name.to_string(),
+        mount_path: path.to_string(),
+        read_only: Some(read_only),
+        sub_path,
+        ..VolumeMount::default()
     }
-    mount
 }
 
-/// The Deployment running `agent` with `runtime`, its memory at `memory`, and `shared`
-/// agents' memories mounted read-only.
-pub fn desired_deployment(
-    agent: &Agent,
-    runtime: &AgentRuntime,
-    memory: &RevisionInfo,
-    shared: &[Agent],
-) -> Result<Deployment> {
+/// The volume the agent writes its transcripts to, from whichever source its spec sets.
+fn sessions_volume(sessions: &SessionsSpec) -> Volume {
+    let mut volume = Volume {
+        name: "sessions".to_string(),
+        ..Volume::default()
+    };
+    if let Some(pvc) = &sessions.persistent_volume_claim {
+        // The claim alone: the agent writes its transcripts there, so a `readOnly` in the
+        // spec is not carried over.
+        volume.persistent_volume_claim = Some(PersistentVolumeClaimVolumeSource {
+            claim_name: pvc.claim_name.clone(),
+            ..PersistentVolumeClaimVolumeSource::default()
+        });
+    } else if let Some(nfs) = &sessions.nfs {
+        volume.nfs = Some(nfs.clone());
+    } else if let Some(host_path) = &sessions.host_path {
+        volume.host_path = Some(host_path.clone());
+    }
+    volume
+}
+
+fn env_var(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value: Some(value.to_string()),
+        ..EnvVar::default()
+    }
+}
+
+/// What the agent container sees: its volumes, their mounts, and the environment that tells
+/// the runtime where they are.
+struct AgentFiles {
+    volumes: Vec<Volume>,
+    mounts: Vec<VolumeMount>,
+    env: Vec<EnvVar>,
+}
+
+/// The agent's memory (read-only), a writable /tmp (the root file system is read-only), its
+/// sessions directory, and each `shared` agent's memory (read-only).
+fn agent_files(agent: &Agent, shared: &[Agent]) -> AgentFiles {
     let name = agent.name_any();
-    let labels = BTreeMap::from([
-        ("app.kubernetes.io/name".to_string(), "reverie-agent".to_string()),
-        ("app.kubernetes.io/instance".to_string(), name.clone()),
-        ("app.kubernetes.io/managed-by".to_string(), "reverie".to_string()),
-        (AGENT_LABEL.to_string(), name.clone()),
-    ]);
-    let mut volumes = vec![memory_volume("memory", agent), json!({"name": "tmp", "emptyDir": {}})];
-    let mut mounts = vec![
-        mount("memory", MEMORY_DIR, true, memory_sub_path(agent)),
-        mount("tmp", "/tmp", false, None),
-    ];
-    let mut env = vec![
-        json!({"name": "REVERIE_AGENT", "value": name}),
-        json!({"name": "REVERIE_MEMORY_FILE", "value": format!("{MEMORY_DIR}/{MEMORY_MD}")}),
-    ];
+    let mut files = AgentFiles {
+        volumes: vec![
+            memory_volume("memory", agent),
+            Volume {
+                name: "tmp".to_string(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Volume::default()
+            },
+        ],
+        mounts: vec![
+            mount("memory", MEMORY_DIR, true, memory_sub_path(agent)),
+            mount("tmp", "/tmp", false, None),
+        ],
+        env: vec![
+            env_var("REVERIE_AGENT", &name),
+            env_var("REVERIE_MEMORY_FILE", &format!("{MEMORY_DIR}/{MEMORY_MD}")),
+        ],
+    };
     if let Some(sessions) = &agent.spec.sessions {
-        let mut volume = json!({"name": "sessions"});
-        if let Some(pvc) = &sessions.persistent_volume_claim {
-            volume["persistentVolumeClaim"] = json!({"claimName": pvc.claim_name});
-        } else if let Some(nfs) = &sessions.nfs {
-            volume["nfs"] = serde_json::to_value(nfs).map_err(|source| Error::Serialize {
-                what: "nfs volume",
-                source,
-            })?;
-        } else if let Some(host_path) = &sessions.host_path {
-            volume["hostPath"] = serde_json::to_value(host_path).map_err(|source| Error::Serialize {
-                what: "hostPath volume",
-                source,
-            })?;
-        }
-        volumes.push(volume);
-        mounts.push(mount(
+        files.volumes.push(sessions_volume(sessions));
+        files.mounts.push(mount(
             "sessions",
             SESSIONS_DIR,
             false,
             sessions.path.clone().filter(|p| !p.is_empty()),
         ));
-        env.push(json!({"name": "REVERIE_SESSIONS_DIR", "value": SESSIONS_DIR}));
+        files.env.push(env_var("REVERIE_SESSIONS_DIR", SESSIONS_DIR));
     }
     for other in shared {
         let volume = format!("shared-{}", other.name_any());
-        volumes.push(memory_volume(&volume, other));
-        mounts.push(mount(
+        files.volumes.push(memory_volume(&volume, other));
+        files.mounts.push(mount(
             &volume,
             &format!("{SHARED_DIR}/{}", other.name_any()),
             true,
             memory_sub_path(other),
         ));
     }
-    let user_env = serde_json::to_value(&runtime.env).map_err(|source| Error::Serialize { what: "env", source })?;
-    env.extend(user_env.as_array().cloned().unwrap_or_default());
+    files
+}
+
+fn runtime_default_seccomp() -> SeccompProfile {
+    SeccompProfile {
+        type_: "RuntimeDefault".to_string(),
+        ..SeccompProfile::default()
+    }
+}
+
+/// The agent container: the runtime's image, args and env (after reverie's `env`), hardened.
+fn agent_container(runtime: &AgentRuntime, mut env: Vec<EnvVar>, mounts: Vec<VolumeMount>) -> Container {
+    env.extend(runtime.env.iter().cloned());
+    Container {
+        name: "agent".to_string(),
+        image: Some(runtime.image.clone()),
+        args: Some(runtime.args.clone()).filter(|args| !args.is_empty()),
+        env: Some(env),
+        env_from: Some(runtime.env_from.clone()).filter(|env_from| !env_from.is_empty()),
+        resources: runtime.resources.clone(),
+        volume_mounts: Some(mounts),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_string()]),
+                ..Capabilities::default()
+            }),
+            seccomp_profile: Some(runtime_default_seccomp()),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    }
+}
+
+/// The labels that select an agent's pods: a subset of [`pod_labels`], which must not change
+/// over the Deployment's life (a Deployment's selector is immutable).
+fn selector_labels(agent: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), "reverie-agent".to_string()),
+        ("app.kubernetes.io/instance".to_string(), agent.to_string()),
+    ])
+}
+
+/// The labels of the Deployment and its pods.
+fn pod_labels(agent: &str) -> BTreeMap<String, String> {
+    let mut labels = selector_labels(agent);
+    labels.extend([
+        ("app.kubernetes.io/managed-by".to_string(), "reverie".to_string()),
+        (AGENT_LABEL.to_string(), agent.to_string()),
+    ]);
+    labels
+}
+
+/// The Deployment running `agent` with `runtime`, its memory at `memory`, and `shared`
+/// agents' memories mounted read-only. Fails when the Agent has no uid to own it by.
+pub fn desired_deployment(
+    agent: &Agent,
+    runtime: &AgentRuntime,
+    memory: &RevisionInfo,
+    shared: &[Agent],
+) -> Result<Deployment> {
     let owner = agent
         .controller_owner_ref(&())
         .ok_or(Error::MissingObjectKey("metadata.uid"))?;
-
-    let mut container = json!({
-        "name": "agent",
-        "image": runtime.image,
-        "env": env,
-        "volumeMounts": mounts,
-        "securityContext": {
-            "allowPrivilegeEscalation": false,
-            "readOnlyRootFilesystem": true,
-            "runAsNonRoot": true,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"}
-        }
-    });
-    if !runtime.args.is_empty() {
-        container["args"] = json!(runtime.args);
-    }
-    if !runtime.env_from.is_empty() {
-        container["envFrom"] = serde_json::to_value(&runtime.env_from).map_err(|source| Error::Serialize {
-            what: "envFrom",
-            source,
-        })?;
-    }
-    if let Some(resources) = &runtime.resources {
-        container["resources"] = serde_json::to_value(resources).map_err(|source| Error::Serialize {
-            what: "resources",
-            source,
-        })?;
-    }
-    let mut pod_spec = json!({
-        "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
-        "containers": [container],
-        "volumes": volumes
-    });
-    if let Some(account) = &runtime.service_account_name {
-        pod_spec["serviceAccountName"] = json!(account);
-    }
-    let deployment = json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": agent.namespace(), "labels": labels, "ownerReferences": [owner]},
-        "spec": {
-            "replicas": runtime.replicas,
-            "selector": {"matchLabels": {"app.kubernetes.io/name": "reverie-agent", "app.kubernetes.io/instance": name}},
-            "template": {
-                "metadata": {"labels": labels, "annotations": {MEMORY_DIGEST_ANNOTATION: memory.digest}},
-                "spec": pod_spec
-            }
-        }
-    });
-    let mut deployment: Deployment = serde_json::from_value(deployment).map_err(|source| Error::Serialize {
-        what: "deployment",
-        source,
-    })?;
-    let hash = crate::naming::short_hash(&serde_json::to_string(&deployment).map_err(|source| Error::Serialize {
-        what: "deployment",
-        source,
-    })?);
+    let name = agent.name_any();
+    let labels = pod_labels(&name);
+    let AgentFiles { volumes, mounts, env } = agent_files(agent, shared);
+    let pod_spec = PodSpec {
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            seccomp_profile: Some(runtime_default_seccomp()),
+            ..PodSecurityContext::default()
+        }),
+        containers: vec![agent_container(runtime, env, mounts)],
+        volumes: Some(volumes),
+        service_account_name: runtime.service_account_name.clone(),
+        ..PodSpec::default()
+    };
+    let mut deployment = Deployment {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: agent.namespace(),
+            labels: Some(labels.clone()),
+            owner_references: Some(vec![owner]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas: Some(runtime.replicas),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(&name)),
+                ..LabelSelector::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    annotations: Some(BTreeMap::from([(
+                        MEMORY_DIGEST_ANNOTATION.to_string(),
+                        memory.digest.clone(),
+                    )])),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod_spec),
+            },
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    };
+    let hash = content_hash(&deployment)?;
     deployment
         .annotations_mut()
         .insert(SPEC_HASH_ANNOTATION.to_string(), hash);
     Ok(deployment)
+}
+
+/// A short hash of the whole desired Deployment (before the hash annotation is added), so
+/// [`apply_deployment`] can skip a write that would change nothing. Anything that changes the
+/// serialized Deployment, even an empty list where none was, makes the next operator re-apply
+/// every agent's Deployment once.
+fn content_hash(deployment: &Deployment) -> Result<String> {
+    let json = serde_json::to_string(deployment).map_err(|source| Error::Serialize {
+        what: "deployment",
+        source,
+    })?;
+    Ok(crate::naming::short_hash(&json))
 }
 
 /// Applies `desired` unless the existing Deployment already carries its hash. Returns the
@@ -232,6 +337,8 @@ pub fn rollout_state(deployment: &Deployment) -> (bool, String) {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn agent(name: &str, spec: serde_json::Value) -> Agent {
@@ -292,6 +399,9 @@ mod tests {
         assert_eq!(memory.config_map.as_ref().unwrap().name, "support-memory");
         let shared = volumes.iter().find(|v| v.name == "shared-team").unwrap();
         assert_eq!(shared.persistent_volume_claim.as_ref().unwrap().read_only, Some(true));
+        let sessions = volumes.iter().find(|v| v.name == "sessions").unwrap();
+        let claim = sessions.persistent_volume_claim.as_ref().unwrap();
+        assert_eq!((claim.claim_name.as_str(), claim.read_only), ("transcripts", None));
         let env: Vec<&str> = c.env.iter().flatten().map(|e| e.name.as_str()).collect();
         assert!(env.contains(&"MODE") && env.contains(&"REVERIE_MEMORY_FILE"));
     }
@@ -338,5 +448,116 @@ mod tests {
             deployment("sha256:a").annotations()[SPEC_HASH_ANNOTATION],
             a.annotations()[SPEC_HASH_ANNOTATION]
         );
+    }
+
+    fn built(agent: &Agent) -> Result<Deployment> {
+        let runtime = agent.spec.runtime.clone().unwrap();
+        desired_deployment(agent, &runtime, &revision("sha256:a"), &[])
+    }
+
+    #[test]
+    fn an_agent_without_a_uid_gets_an_error_not_an_ownerless_deployment() {
+        let mut minimal = agent(
+            "minimal",
+            json!({"model": "m", "instructions": "i", "runtime": {"image": "agent:1"}}),
+        );
+        minimal.metadata.uid = None;
+        let error = built(&minimal).unwrap_err();
+        assert!(matches!(error, Error::MissingObjectKey("metadata.uid")), "{error}");
+    }
+
+    #[test]
+    fn a_minimal_runtime_gets_labels_a_selector_a_scratch_dir_and_nothing_unset() {
+        let minimal = agent(
+            "minimal",
+            json!({"model": "m", "instructions": "i", "runtime": {"image": "agent:1"}}),
+        );
+        let d = built(&minimal).unwrap();
+        assert_eq!(d.metadata.namespace.as_deref(), Some("team"));
+        let labels = d.metadata.labels.clone().unwrap();
+        assert_eq!(labels[AGENT_LABEL], "minimal");
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "reverie");
+        let spec = d.spec.unwrap();
+        let selector = spec.selector.match_labels.unwrap();
+        assert_eq!(selector.len(), 2);
+        assert!(selector.iter().all(|(key, value)| labels.get(key) == Some(value)));
+        assert_eq!(spec.template.metadata.unwrap().labels, Some(labels));
+        let pod = spec.template.spec.unwrap();
+        assert_eq!(pod.service_account_name, None);
+        let c = &pod.containers[0];
+        assert_eq!(
+            (c.args.as_ref(), c.env_from.as_ref(), c.resources.as_ref()),
+            (None, None, None)
+        );
+        let memory = pod.volumes.as_ref().unwrap()[0].config_map.clone().unwrap();
+        let items: Vec<(String, String)> = memory.items.unwrap().into_iter().map(|i| (i.key, i.path)).collect();
+        assert_eq!(
+            items,
+            [
+                (MEMORY_MD.into(), MEMORY_MD.into()),
+                (MEMORY_YAML.into(), MEMORY_YAML.into())
+            ]
+        );
+        assert!(
+            pod.volumes
+                .unwrap()
+                .iter()
+                .any(|v| v.name == "tmp" && v.empty_dir.is_some())
+        );
+        let tmp = c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.mount_path == "/tmp")
+            .unwrap();
+        assert_eq!(tmp.read_only, Some(false));
+        let env: Vec<(&str, Option<&str>)> = c
+            .env
+            .iter()
+            .flatten()
+            .map(|e| (e.name.as_str(), e.value.as_deref()))
+            .collect();
+        assert_eq!(
+            env,
+            [
+                ("REVERIE_AGENT", Some("minimal")),
+                ("REVERIE_MEMORY_FILE", Some("/var/lib/reverie/memory/MEMORY.md"))
+            ]
+        );
+    }
+
+    #[test]
+    fn the_sessions_volume_keeps_its_source_writable_and_runtime_settings_pass_through() {
+        let nfs = agent(
+            "nfs",
+            json!({"model": "m", "instructions": "i",
+                   "runtime": {"image": "agent:2", "serviceAccountName": "sa", "envFrom": [{"configMapRef": {"name": "cfg"}}],
+                               "resources": {"limits": {"cpu": "1"}}},
+                   "sessions": {"nfs": {"server": "nfs.local", "path": "/exp", "readOnly": false}, "path": "/sub/"}}),
+        );
+        let host = agent(
+            "host",
+            json!({"model": "m", "instructions": "i", "runtime": {"image": "agent:3"},
+                   "sessions": {"hostPath": {"path": "/h", "type": "DirectoryOrCreate"}}}),
+        );
+        let pod = built(&nfs).unwrap().spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.service_account_name.as_deref(), Some("sa"));
+        let sessions = pod.volumes.iter().flatten().find(|v| v.name == "sessions").unwrap();
+        assert_eq!(sessions.nfs, nfs.spec.sessions.as_ref().unwrap().nfs);
+        let c = &pod.containers[0];
+        assert_eq!(
+            c.env_from.as_ref().unwrap()[0].config_map_ref.as_ref().unwrap().name,
+            "cfg"
+        );
+        assert_eq!(c.resources.as_ref().unwrap().limits.as_ref().unwrap()["cpu"].0, "1");
+        let mount = c.volume_mounts.iter().flatten().find(|m| m.name == "sessions").unwrap();
+        assert_eq!(
+            (mount.read_only, mount.sub_path.as_deref()),
+            (Some(false), Some("/sub/"))
+        );
+        assert!(c.env.iter().flatten().any(|e| e.name == "REVERIE_SESSIONS_DIR"));
+        let pod = built(&host).unwrap().spec.unwrap().template.spec.unwrap();
+        let sessions = pod.volumes.iter().flatten().find(|v| v.name == "sessions").unwrap();
+        assert_eq!(sessions.host_path, host.spec.sessions.as_ref().unwrap().host_path);
     }
 }

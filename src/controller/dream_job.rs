@@ -4,22 +4,32 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use serde_json::{Value, json};
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EnvVar, EnvVarSource, HostPathVolumeSource, NFSVolumeSource,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecretKeySelector,
+    SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::Resource;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
+use super::{Error, Result};
 use crate::api::agent::{MemoryStore, SessionsSpec};
 use crate::api::dream_job::{
     API_KEY_ENV, CONTAINER, DREAM_AGENT_LABEL, DREAMER_SERVICE_ACCOUNT, MEMORY_MOUNT, RESULT_FILE, SCHEDULE_LABEL,
     SCHEDULED_AT_ANNOTATION, SESSIONS_MOUNT,
 };
-use crate::api::dream_schedule::{DreamScheduleSpec, Output, ReflectorProvider};
+use crate::api::dream_schedule::{DreamJobTemplate, DreamScheduleSpec, GitOutput, Output, ReflectorProvider};
 use crate::api::{Agent, DreamSchedule, rules};
 use crate::naming::{bounded_name, short_hash};
 
 /// Defaults when the schedule's `jobTemplate` sets none: one retry, one hour.
 const DEFAULT_BACKOFF_LIMIT: i32 = 1;
 const DEFAULT_ACTIVE_DEADLINE_SECONDS: i64 = 3600;
+/// The image's `nonroot` user and group (see the Dockerfile), which the dream pod runs as.
+const NONROOT_ID: i64 = 65532;
 
 /// Why a pass starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,115 +66,214 @@ pub struct PassPlan<'a> {
     pub min_agents: u32,
 }
 
-/// The dream Job for `plan`, owned by the schedule.
-pub fn build(schedule: &DreamSchedule, plan: &PassPlan<'_>, trigger: &Trigger, image: &str) -> Job {
+/// What the dream container runs and reads: its command line, environment, and the pod's
+/// volumes with the container's mounts of them.
+struct PassPod {
+    command: Vec<String>,
+    env: Vec<EnvVar>,
+    volumes: Vec<Volume>,
+    mounts: Vec<VolumeMount>,
+}
+
+/// The dream Job for `plan`, owned by the schedule. Fails when the schedule has no uid (not
+/// yet stored by the API server): the owner reference, which garbage-collects the Job with
+/// its schedule, needs one.
+pub fn build(schedule: &DreamSchedule, plan: &PassPlan<'_>, trigger: &Trigger, image: &str) -> Result<Job> {
+    let owner = OwnerReference {
+        // A foreground deletion of the schedule waits until its Jobs are gone.
+        block_owner_deletion: Some(true),
+        ..schedule
+            .controller_owner_ref(&())
+            .ok_or(Error::MissingObjectKey("metadata.uid"))?
+    };
     let name = schedule.metadata.name.clone().unwrap_or_default();
-    let namespace = schedule.metadata.namespace.clone().unwrap_or_default();
     let agent = plan.target.metadata.name.clone().unwrap_or_default();
     let job_name = trigger.job_name(&name, &agent);
+    let template = schedule.spec.job_template.clone().unwrap_or_default();
+    let labels = pass_labels(&name, &agent);
+    let pod = pass_pod(schedule, plan, &job_name)?;
+    Ok(Job {
+        metadata: ObjectMeta {
+            name: Some(job_name),
+            namespace: Some(schedule.metadata.namespace.clone().unwrap_or_default()),
+            labels: Some(labels.clone()),
+            annotations: Some(BTreeMap::from([(
+                SCHEDULED_AT_ANNOTATION.to_string(),
+                trigger.annotation(),
+            )])),
+            owner_references: Some(vec![owner]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(template.backoff_limit.unwrap_or(DEFAULT_BACKOFF_LIMIT)),
+            active_deadline_seconds: Some(
+                template
+                    .active_deadline_seconds
+                    .unwrap_or(DEFAULT_ACTIVE_DEADLINE_SECONDS),
+            ),
+            ttl_seconds_after_finished: template.ttl_seconds_after_finished,
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod_spec(&template, image, pod)),
+            },
+            ..JobSpec::default()
+        }),
+        status: None,
+    })
+}
+
+/// The labels of a pass's Job and pod: which schedule and agent it is for.
+fn pass_labels(schedule: &str, agent: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (SCHEDULE_LABEL.to_string(), schedule.to_string()),
+        (DREAM_AGENT_LABEL.to_string(), agent.to_string()),
+        ("app.kubernetes.io/managed-by".to_string(), "reverie".to_string()),
+        ("app.kubernetes.io/component".to_string(), "dream".to_string()),
+    ])
+}
+
+/// The `reverie dream` command line, its environment and its volumes for `plan`.
+fn pass_pod(schedule: &DreamSchedule, plan: &PassPlan<'_>, job_name: &str) -> Result<PassPod> {
     let spec = &schedule.spec;
-    let template = spec.job_template.clone().unwrap_or_default();
-    let labels = json!({
-        SCHEDULE_LABEL: name,
-        DREAM_AGENT_LABEL: agent,
-        "app.kubernetes.io/managed-by": "reverie",
-        "app.kubernetes.io/component": "dream",
-    });
-    let (mut volumes, mut mounts, sessions_args) = volumes(plan);
-    let mut args = vec![
+    let namespace = schedule.metadata.namespace.as_deref().unwrap_or_default();
+    let agent = plan.target.metadata.name.as_deref().unwrap_or_default();
+    let (volumes, mounts, sessions_args) = volumes(plan);
+    let mut command = vec![
         "reverie".to_string(),
         "dream".into(),
         "--agent".into(),
         format!("{namespace}/{agent}"),
         "--schedule".into(),
-        name.clone(),
+        schedule.metadata.name.clone().unwrap_or_default(),
         "--job".into(),
-        job_name.clone(),
+        job_name.to_string(),
         "--result-file".into(),
         RESULT_FILE.into(),
     ];
-    args.extend(sessions_args);
-    args.extend(pass_args(spec, plan.min_agents));
+    command.extend(sessions_args);
+    command.extend(pass_args(spec, plan.min_agents));
     if matches!(plan.target.spec.memory.store, MemoryStore::PersistentVolumeClaim(_)) {
-        args.extend(["--memory-dir".to_string(), MEMORY_MOUNT.to_string()]);
+        command.extend(["--memory-dir".to_string(), MEMORY_MOUNT.to_string()]);
     }
-    let mut env: Vec<Value> = spec
-        .reflector
-        .api_key_secret_ref
-        .as_ref()
-        .filter(|_| spec.reflector.provider != ReflectorProvider::Builtin)
-        .map(|secret| {
-            vec![json!({"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": secret.name, "key": secret.key}}})]
-        })
-        .unwrap_or_default();
-    // Git output: the `--git-…` flags, the Secret's token as env and SSH key as files, a writable /tmp.
-    if let Output::Git(git) = &spec.output {
-        let git = crate::gitops::job::pod_settings(git);
-        args.extend(git.args);
-        env.extend(git.env);
-        volumes.extend(git.volumes);
-        mounts.extend(git.mounts);
-    }
-    let owner = OwnerReference {
-        api_version: "reverie.dev/v1alpha1".into(),
-        kind: "DreamSchedule".into(),
-        name: name.clone(),
-        uid: schedule.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
+    let mut pod = PassPod {
+        command,
+        env: api_key_env(spec).into_iter().collect(),
+        volumes,
+        mounts,
     };
-    let job = json!({
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": job_name,
-            "namespace": namespace,
-            "labels": labels,
-            "annotations": {SCHEDULED_AT_ANNOTATION: trigger.annotation()},
-            "ownerReferences": [owner],
-        },
-        "spec": {
-            "backoffLimit": template.backoff_limit.unwrap_or(DEFAULT_BACKOFF_LIMIT),
-            "activeDeadlineSeconds": template.active_deadline_seconds.unwrap_or(DEFAULT_ACTIVE_DEADLINE_SECONDS),
-            "ttlSecondsAfterFinished": template.ttl_seconds_after_finished,
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "serviceAccountName": template.service_account_name.clone().unwrap_or_else(|| DREAMER_SERVICE_ACCOUNT.into()),
-                    "automountServiceAccountToken": true,
-                    "nodeSelector": template.node_selector,
-                    "tolerations": template.tolerations,
-                    "securityContext": {
-                        "runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
-                        "seccompProfile": {"type": "RuntimeDefault"}
-                    },
-                    "containers": [{
-                        "name": CONTAINER,
-                        "image": template.image.clone().unwrap_or_else(|| image.to_string()),
-                        "command": args,
-                        "env": env,
-                        "resources": template.resources.clone().unwrap_or_default(),
-                        "terminationMessagePath": RESULT_FILE,
-                        "terminationMessagePolicy": "FallbackToLogsOnError",
-                        "securityContext": {
-                            "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
-                            "runAsNonRoot": true, "capabilities": {"drop": ["ALL"]}
-                        },
-                        "volumeMounts": mounts,
-                    }],
-                    "volumes": volumes,
-                }
-            }
-        }
-    });
-    // Every field above has the type Job expects; a failure here is a bug caught by the tests.
-    serde_json::from_value(job).expect("the dream Job template is a valid Job")
+    if let Output::Git(git) = &spec.output {
+        add_git_output(&mut pod, git)?;
+    }
+    Ok(pod)
+}
+
+/// The model reflector's API key from its Secret (the builtin reflector needs none).
+fn api_key_env(spec: &DreamScheduleSpec) -> Option<EnvVar> {
+    if spec.reflector.provider == ReflectorProvider::Builtin {
+        return None;
+    }
+    let secret = spec.reflector.api_key_secret_ref.as_ref()?;
+    Some(EnvVar {
+        name: API_KEY_ENV.to_string(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.name.clone(),
+                key: secret.key.clone(),
+                ..SecretKeySelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    })
+}
+
+/// Git output: the `--git-…` flags, the Secret's token as env and SSH key as files, a writable
+/// /tmp for the clone.
+fn add_git_output(pod: &mut PassPod, git: &GitOutput) -> Result<()> {
+    let git = crate::gitops::job::pod_settings(git);
+    pod.command.extend(git.args);
+    pod.env.extend(typed("git env", git.env)?);
+    pod.volumes.extend(typed("git volumes", git.volumes)?);
+    pod.mounts.extend(typed("git volume mounts", git.mounts)?);
+    Ok(())
+}
+
+/// `gitops::job` describes its pod additions as JSON fragments; this reads them as the typed
+/// objects they stand for (an error is a bug there, caught by the tests).
+fn typed<T: DeserializeOwned>(what: &'static str, fragments: Vec<Value>) -> Result<Vec<T>> {
+    serde_json::from_value(Value::Array(fragments)).map_err(|source| Error::Serialize { what, source })
+}
+
+/// The dream pod: one hardened container, run once, as the dreamer's ServiceAccount unless
+/// the schedule's `jobTemplate` names another.
+fn pod_spec(template: &DreamJobTemplate, image: &str, pod: PassPod) -> PodSpec {
+    let container = Container {
+        name: CONTAINER.to_string(),
+        image: Some(template.image.clone().unwrap_or_else(|| image.to_string())),
+        command: Some(pod.command),
+        env: Some(pod.env),
+        resources: Some(template.resources.clone().unwrap_or_default()),
+        // The pass writes its report here, so the operator reads it from the pod's status.
+        termination_message_path: Some(RESULT_FILE.to_string()),
+        termination_message_policy: Some("FallbackToLogsOnError".to_string()),
+        security_context: Some(container_security_context()),
+        volume_mounts: Some(pod.mounts),
+        ..Container::default()
+    };
+    PodSpec {
+        restart_policy: Some("Never".to_string()),
+        service_account_name: Some(
+            template
+                .service_account_name
+                .clone()
+                .unwrap_or_else(|| DREAMER_SERVICE_ACCOUNT.to_string()),
+        ),
+        // The pass reads its Agents and their memory, and creates its MemoryProposal, through the API.
+        automount_service_account_token: Some(true),
+        node_selector: Some(template.node_selector.clone()),
+        tolerations: Some(template.tolerations.clone()),
+        security_context: Some(pod_security_context()),
+        containers: vec![container],
+        volumes: Some(pod.volumes),
+        ..PodSpec::default()
+    }
+}
+
+/// Non-root, with `fsGroup` so the nonroot user can read the mounted volumes.
+fn pod_security_context() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(NONROOT_ID),
+        run_as_group: Some(NONROOT_ID),
+        fs_group: Some(NONROOT_ID),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".to_string(),
+            ..SeccompProfile::default()
+        }),
+        ..PodSecurityContext::default()
+    }
+}
+
+/// No privilege escalation, no capabilities, a read-only root file system.
+fn container_security_context() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_string()]),
+            ..Capabilities::default()
+        }),
+        ..SecurityContext::default()
+    }
 }
 
 /// The sessions volumes (read-only) and, for a PVC store, the memory volume; and the
 /// `--sessions` arguments that point the pass at them.
-fn volumes(plan: &PassPlan<'_>) -> (Vec<Value>, Vec<Value>, Vec<String>) {
+fn volumes(plan: &PassPlan<'_>) -> (Vec<Volume>, Vec<VolumeMount>, Vec<String>) {
     let mut volumes = Vec::new();
     let mut mounts = Vec::new();
     let mut args = Vec::new();
@@ -179,11 +288,7 @@ fn volumes(plan: &PassPlan<'_>) -> (Vec<Value>, Vec<Value>, Vec<String>) {
             SESSIONS_MOUNT.to_string()
         };
         volumes.push(sessions_volume(&volume, sessions));
-        let mut mount = json!({"name": volume, "mountPath": path, "readOnly": true});
-        if let Some(sub) = sessions.path.as_deref().filter(|p| !p.is_empty()) {
-            mount["subPath"] = json!(sub.trim_matches('/'));
-        }
-        mounts.push(mount);
+        mounts.push(read_only_mount(&volume, &path, sessions.path.as_deref()));
         args.push("--sessions".to_string());
         args.push(if collective {
             format!("{agent_name}={path}")
@@ -192,25 +297,57 @@ fn volumes(plan: &PassPlan<'_>) -> (Vec<Value>, Vec<Value>, Vec<String>) {
         });
     }
     if let MemoryStore::PersistentVolumeClaim(pvc) = &plan.target.spec.memory.store {
-        volumes
-            .push(json!({"name": "memory", "persistentVolumeClaim": {"claimName": pvc.claim_name, "readOnly": true}}));
-        let mut mount = json!({"name": "memory", "mountPath": MEMORY_MOUNT, "readOnly": true});
-        if let Some(sub) = pvc.path.as_deref().filter(|p| !p.is_empty()) {
-            mount["subPath"] = json!(sub.trim_matches('/'));
-        }
-        mounts.push(mount);
+        volumes.push(Volume {
+            name: "memory".to_string(),
+            persistent_volume_claim: Some(read_only_claim(&pvc.claim_name)),
+            ..Volume::default()
+        });
+        mounts.push(read_only_mount("memory", MEMORY_MOUNT, pvc.path.as_deref()));
     }
     (volumes, mounts, args)
 }
 
-fn sessions_volume(name: &str, sessions: &SessionsSpec) -> Value {
-    let mut volume = json!({"name": name});
+/// A read-only mount of `volume` at `path`. The sub path is the agent's directory as written
+/// in its spec, trimmed of slashes because a mount's `subPath` must be relative.
+fn read_only_mount(volume: &str, path: &str, sub_path: Option<&str>) -> VolumeMount {
+    VolumeMount {
+        name: volume.to_string(),
+        mount_path: path.to_string(),
+        read_only: Some(true),
+        sub_path: sub_path
+            .filter(|p| !p.is_empty())
+            .map(|p| p.trim_matches('/').to_string()),
+        ..VolumeMount::default()
+    }
+}
+
+fn read_only_claim(claim_name: &str) -> PersistentVolumeClaimVolumeSource {
+    PersistentVolumeClaimVolumeSource {
+        claim_name: claim_name.to_string(),
+        read_only: Some(true),
+    }
+}
+
+/// An agent's sessions volume as the pass sees it: read-only whatever the agent's spec says,
+/// and a host path that must already exist (a pass never creates one).
+fn sessions_volume(name: &str, sessions: &SessionsSpec) -> Volume {
+    let mut volume = Volume {
+        name: name.to_string(),
+        ..Volume::default()
+    };
     if let Some(pvc) = &sessions.persistent_volume_claim {
-        volume["persistentVolumeClaim"] = json!({"claimName": pvc.claim_name, "readOnly": true});
+        volume.persistent_volume_claim = Some(read_only_claim(&pvc.claim_name));
     } else if let Some(nfs) = &sessions.nfs {
-        volume["nfs"] = json!({"server": nfs.server, "path": nfs.path, "readOnly": true});
+        volume.nfs = Some(NFSVolumeSource {
+            server: nfs.server.clone(),
+            path: nfs.path.clone(),
+            read_only: Some(true),
+        });
     } else if let Some(host_path) = &sessions.host_path {
-        volume["hostPath"] = json!({"path": host_path.path, "type": "Directory"});
+        volume.host_path = Some(HostPathVolumeSource {
+            path: host_path.path.clone(),
+            type_: Some("Directory".to_string()),
+        });
     }
     volume
 }
@@ -330,6 +467,8 @@ pub fn managed_labels(schedule: &str) -> BTreeMap<String, String> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn schedule(extra: Value) -> DreamSchedule {
@@ -400,7 +539,7 @@ mod tests {
             pool: &[&support],
             min_agents: 1,
         };
-        let job = build(&schedule, &plan, &Trigger::Now("x".into()), "reverie:test");
+        let job = build(&schedule, &plan, &Trigger::Now("x".into()), "reverie:test").unwrap();
         let spec = job.spec.as_ref().unwrap();
         assert_eq!(spec.backoff_limit, Some(0));
         assert_eq!(spec.active_deadline_seconds, Some(60));
@@ -441,7 +580,7 @@ mod tests {
             pool: &[&support],
             min_agents: 1,
         };
-        let job = build(&schedule, &plan, &Trigger::Now("x".into()), "img");
+        let job = build(&schedule, &plan, &Trigger::Now("x".into()), "img").unwrap();
         let command = command(&job);
         assert_eq!(flag(&command, "--model").as_deref(), Some("claude"));
         assert_eq!(flag(&command, "--max-output-tokens").as_deref(), Some("900"));
@@ -465,7 +604,7 @@ mod tests {
             pool: &[&a, &b],
             min_agents: 2,
         };
-        let job = build(&schedule, &plan, &Trigger::Now("x".into()), "img");
+        let job = build(&schedule, &plan, &Trigger::Now("x".into()), "img").unwrap();
         let command = command(&job);
         let sessions: Vec<&String> = command
             .iter()
@@ -481,5 +620,183 @@ mod tests {
         let pod = job.spec.unwrap().template.spec.unwrap();
         let memory = pod.volumes.unwrap().into_iter().find(|v| v.name == "memory").unwrap();
         assert_eq!(memory.persistent_volume_claim.unwrap().read_only, Some(true));
+    }
+
+    fn single_pass(schedule: &DreamSchedule, target: &Agent) -> Result<Job> {
+        let plan = PassPlan {
+            target,
+            pool: &[target],
+            min_agents: 1,
+        };
+        build(schedule, &plan, &Trigger::Now("x".into()), "img")
+    }
+
+    fn pod(job: &Job) -> &PodSpec {
+        job.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
+    }
+
+    #[test]
+    fn a_schedule_without_a_uid_gets_an_error_not_an_ownerless_job() {
+        let mut schedule = schedule(json!({}));
+        schedule.metadata.uid = None;
+        let error = single_pass(&schedule, &agent("support", json!({}))).unwrap_err();
+        assert!(matches!(error, Error::MissingObjectKey("metadata.uid")), "{error}");
+    }
+
+    #[test]
+    fn the_job_is_named_labelled_and_owned_for_its_pass() {
+        let at: Timestamp = "2026-11-21T10:00:00Z".parse().unwrap();
+        let support = agent("support", json!({}));
+        let plan = PassPlan {
+            target: &support,
+            pool: &[&support],
+            min_agents: 1,
+        };
+        let job = build(&schedule(json!({})), &plan, &Trigger::Scheduled(at), "img").unwrap();
+        let meta = &job.metadata;
+        assert_eq!(meta.name, Some(Trigger::Scheduled(at).job_name("nightly", "support")));
+        assert_eq!(meta.namespace.as_deref(), Some("team"));
+        let labels = meta.labels.as_ref().unwrap();
+        assert_eq!(labels[SCHEDULE_LABEL], "nightly");
+        assert_eq!(labels[DREAM_AGENT_LABEL], "support");
+        assert_eq!(labels["app.kubernetes.io/component"], "dream");
+        assert_eq!(
+            meta.annotations.as_ref().unwrap()[SCHEDULED_AT_ANNOTATION],
+            at.to_string()
+        );
+        let owner = &meta.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.api_version.as_str(), owner.name.as_str(), owner.uid.as_str()),
+            ("reverie.dev/v1alpha1", "nightly", "u-1")
+        );
+        assert_eq!((owner.controller, owner.block_owner_deletion), (Some(true), Some(true)));
+        let spec = job.spec.as_ref().unwrap();
+        assert_eq!(spec.template.metadata.as_ref().unwrap().labels.as_ref(), Some(labels));
+        assert_eq!(
+            (
+                spec.backoff_limit,
+                spec.active_deadline_seconds,
+                spec.ttl_seconds_after_finished
+            ),
+            (Some(DEFAULT_BACKOFF_LIMIT), Some(DEFAULT_ACTIVE_DEADLINE_SECONDS), None)
+        );
+        let pod = pod(&job);
+        assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+        assert_eq!(pod.automount_service_account_token, Some(true));
+        let security = pod.security_context.as_ref().unwrap();
+        assert_eq!(
+            (security.run_as_user, security.run_as_group, security.fs_group),
+            (Some(NONROOT_ID), Some(NONROOT_ID), Some(NONROOT_ID))
+        );
+        assert_eq!(security.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
+        let container = &pod.containers[0];
+        assert_eq!(
+            (container.name.as_str(), container.image.as_deref()),
+            (CONTAINER, Some("img"))
+        );
+        assert_eq!(container.termination_message_path.as_deref(), Some(RESULT_FILE));
+        assert_eq!(
+            container.termination_message_policy.as_deref(),
+            Some("FallbackToLogsOnError")
+        );
+        let capabilities = container.security_context.as_ref().unwrap().capabilities.as_ref();
+        assert_eq!(capabilities.unwrap().drop.as_deref(), Some(&["ALL".to_string()][..]));
+    }
+
+    #[test]
+    fn the_job_template_overrides_image_account_placement_and_cleanup() {
+        let schedule = schedule(
+            json!({"jobTemplate": {"image": "custom:1", "serviceAccountName": "custom-sa",
+            "ttlSecondsAfterFinished": 300, "nodeSelector": {"disk": "ssd"},
+            "tolerations": [{"key": "k", "operator": "Exists"}]}}),
+        );
+        let job = single_pass(&schedule, &agent("support", json!({}))).unwrap();
+        assert_eq!(job.spec.as_ref().unwrap().ttl_seconds_after_finished, Some(300));
+        let pod = pod(&job);
+        assert_eq!(pod.containers[0].image.as_deref(), Some("custom:1"));
+        assert_eq!(pod.service_account_name.as_deref(), Some("custom-sa"));
+        assert_eq!(pod.node_selector.as_ref().unwrap()["disk"], "ssd");
+        assert_eq!(pod.tolerations.as_ref().unwrap()[0].key.as_deref(), Some("k"));
+    }
+
+    #[test]
+    fn sessions_are_mounted_read_only_whatever_their_source() {
+        let schedule = schedule(json!({}));
+        let pvc = agent(
+            "pvc",
+            json!({"sessions": {"persistentVolumeClaim": {"claimName": "tr", "readOnly": false}, "path": "/x/y/"}}),
+        );
+        let nfs = agent(
+            "nfs",
+            json!({"sessions": {"nfs": {"server": "nfs.local", "path": "/exp", "readOnly": false}}}),
+        );
+        let host = agent(
+            "host",
+            json!({"sessions": {"hostPath": {"path": "/h", "type": "DirectoryOrCreate"}}}),
+        );
+        let volume = |agent: &Agent| pod(&single_pass(&schedule, agent).unwrap()).volumes.clone().unwrap()[0].clone();
+        let claim = volume(&pvc).persistent_volume_claim.unwrap();
+        assert_eq!((claim.claim_name.as_str(), claim.read_only), ("tr", Some(true)));
+        let export = volume(&nfs).nfs.unwrap();
+        assert_eq!(
+            (export.server.as_str(), export.path.as_str(), export.read_only),
+            ("nfs.local", "/exp", Some(true))
+        );
+        let host_path = volume(&host).host_path.unwrap();
+        assert_eq!(
+            (host_path.path.as_str(), host_path.type_.as_deref()),
+            ("/h", Some("Directory"))
+        );
+        let job = single_pass(&schedule, &pvc).unwrap();
+        let mount = &pod(&job).containers[0].volume_mounts.as_ref().unwrap()[0];
+        assert_eq!(
+            (
+                mount.name.as_str(),
+                mount.mount_path.as_str(),
+                mount.sub_path.as_deref()
+            ),
+            ("sessions-0", SESSIONS_MOUNT, Some("x/y"))
+        );
+    }
+
+    #[test]
+    fn git_output_adds_its_secret_env_ssh_key_and_scratch_volume() {
+        use crate::gitops::job::{SSH_VOLUME, WORK_MOUNT, WORK_VOLUME};
+        use crate::gitops::{SSH_KEY_DIR, TOKEN_ENV, USERNAME_ENV};
+        let schedule =
+            schedule(json!({"output": {"git": {"repository": "ssh://g/r.git", "authSecretRef": {"name": "gitcred"}}}}));
+        let job = single_pass(&schedule, &agent("support", json!({}))).unwrap();
+        assert_eq!(
+            flag(&command(&job), "--git-repository").as_deref(),
+            Some("ssh://g/r.git")
+        );
+        let pod = pod(&job);
+        let container = &pod.containers[0];
+        let env: Vec<&str> = container.env.iter().flatten().map(|e| e.name.as_str()).collect();
+        assert_eq!(env, [TOKEN_ENV, USERNAME_ENV]);
+        let token = container.env.as_ref().unwrap()[0].value_from.as_ref().unwrap();
+        assert_eq!(token.secret_key_ref.as_ref().unwrap().optional, Some(true));
+        let volumes = pod.volumes.as_ref().unwrap();
+        let work = volumes.iter().find(|v| v.name == WORK_VOLUME).unwrap();
+        assert!(work.empty_dir.is_some());
+        let ssh = volumes
+            .iter()
+            .find(|v| v.name == SSH_VOLUME)
+            .unwrap()
+            .secret
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            (ssh.secret_name.as_deref(), ssh.default_mode),
+            (Some("gitcred"), Some(0o400))
+        );
+        let mounts: Vec<(&str, Option<bool>)> = container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .skip(1)
+            .map(|m| (m.mount_path.as_str(), m.read_only))
+            .collect();
+        assert_eq!(mounts, [(WORK_MOUNT, None), (SSH_KEY_DIR, Some(true))]);
     }
 }

@@ -546,6 +546,7 @@ mod plans {
             image: "reverie:test",
             now: now(),
         })
+        .unwrap()
     }
 
     fn reasons(plan: &Plan) -> Vec<&'static str> {

@@ -44,7 +44,7 @@ async fn reconcile_schedule(schedule: &DreamSchedule, ctx: &Context) -> Result<A
         observed: &observed,
         image: &ctx.image,
         now,
-    });
+    })?;
     let requeue = plan.requeue_at;
     apply::apply(ctx, schedule, &observed.selection, plan).await?;
     Ok(requeue_at(requeue, now))

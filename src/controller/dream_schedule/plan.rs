@@ -16,6 +16,7 @@ use crate::api::dream_job::{DREAM_NOW_ANNOTATION, RunReport};
 use crate::api::dream_schedule::{ConcurrencyPolicy, DreamScheduleStatus};
 use crate::api::rules::{Problem, acceptance_conditions};
 use crate::api::{Agent, DreamSchedule, conditions};
+use crate::controller::Result;
 use crate::controller::dream_job::{self, JobState, PassPlan, Trigger};
 use crate::schedule::Due;
 
@@ -76,7 +77,9 @@ pub struct Inputs<'a> {
     pub now: Timestamp,
 }
 
-pub fn plan(inputs: &Inputs<'_>) -> Plan {
+/// The plan for `inputs`. Fails only when a Job to start cannot be built (the schedule has no
+/// uid to own it by).
+pub fn plan(inputs: &Inputs<'_>) -> Result<Plan> {
     let schedule = inputs.schedule;
     let current = schedule.status.clone().unwrap_or_default();
     let mut plan = Plan {
@@ -101,7 +104,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         let pool: Vec<&Agent> = selection.agents.iter().collect();
         for trigger in &triggers {
             for pass in passes(schedule, selection, &pool) {
-                start_pass(&mut plan, inputs, &pass, trigger, &mut jobs);
+                start_pass(&mut plan, inputs, &pass, trigger, &mut jobs)?;
             }
             match trigger {
                 Trigger::Scheduled(at) => plan.status.last_schedule_time = Some(Time(*at)),
@@ -134,7 +137,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
     let now = Time(Timestamp::from_second(inputs.now.as_second()).unwrap_or(inputs.now));
     plan.status.conditions =
         conditions::merge_conditions(&current.conditions, &wanted, schedule.metadata.generation, &now);
-    plan
+    Ok(plan)
 }
 
 /// The passes one trigger starts: one per agent, or one collective pass.
@@ -343,12 +346,18 @@ fn missed(schedule: &DreamSchedule, due: &Due) -> Vec<Effect> {
 
 /// Plans one pass under the concurrency policy; `jobs` is what the schedule will have after
 /// the plan, so a later trigger of the same reconcile sees this one's Job.
-fn start_pass(plan: &mut Plan, inputs: &Inputs<'_>, pass: &PassPlan<'_>, trigger: &Trigger, jobs: &mut Vec<Job>) {
+fn start_pass(
+    plan: &mut Plan,
+    inputs: &Inputs<'_>,
+    pass: &PassPlan<'_>,
+    trigger: &Trigger,
+    jobs: &mut Vec<Job>,
+) -> Result<()> {
     let schedule = inputs.schedule;
     let agent = pass.target.name_any();
     let job_name = trigger.job_name(&schedule.name_any(), &agent);
     if jobs.iter().any(|job| job.name_any() == job_name) {
-        return;
+        return Ok(());
     }
     let active: Vec<String> = jobs
         .iter()
@@ -366,7 +375,7 @@ fn start_pass(plan: &mut Plan, inputs: &Inputs<'_>, pass: &PassPlan<'_>, trigger
                 action: "StartDream",
                 note: format!("{agent}: {message}"),
             });
-            return;
+            return Ok(());
         }
         (ConcurrencyPolicy::Replace, Some(_)) => {
             for running in &active {
@@ -385,7 +394,7 @@ fn start_pass(plan: &mut Plan, inputs: &Inputs<'_>, pass: &PassPlan<'_>, trigger
         }
         _ => {}
     }
-    let job = dream_job::build(schedule, pass, trigger, inputs.image);
+    let job = dream_job::build(schedule, pass, trigger, inputs.image)?;
     jobs.push(job.clone());
     plan.create.push(job);
     record_run(&mut plan.status, run(&agent, &job_name, RUNNING, "", inputs.now));
@@ -401,6 +410,7 @@ fn start_pass(plan: &mut Plan, inputs: &Inputs<'_>, pass: &PassPlan<'_>, trigger
         note: format!("started dream Job {job_name} for agent {agent} ({why})"),
     });
     plan.effects.push(Effect::DreamStarted(trigger_label(trigger)));
+    Ok(())
 }
 
 /// The metric label of a trigger.
