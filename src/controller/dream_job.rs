@@ -12,8 +12,6 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 use super::{Error, Result};
 use crate::api::agent::{MemoryStore, SessionsSpec};
@@ -165,7 +163,7 @@ fn pass_pod(schedule: &DreamSchedule, plan: &PassPlan<'_>, job_name: &str) -> Re
         mounts,
     };
     if let Output::Git(git) = &spec.output {
-        add_git_output(&mut pod, git)?;
+        add_git_output(&mut pod, git);
     }
     Ok(pod)
 }
@@ -192,19 +190,12 @@ fn api_key_env(spec: &DreamScheduleSpec) -> Option<EnvVar> {
 
 /// Git output: the `--git-…` flags, the Secret's token as env and SSH key as files, a writable
 /// /tmp for the clone.
-fn add_git_output(pod: &mut PassPod, git: &GitOutput) -> Result<()> {
+fn add_git_output(pod: &mut PassPod, git: &GitOutput) {
     let git = crate::gitops::job::pod_settings(git);
     pod.command.extend(git.args);
-    pod.env.extend(typed("git env", git.env)?);
-    pod.volumes.extend(typed("git volumes", git.volumes)?);
-    pod.mounts.extend(typed("git volume mounts", git.mounts)?);
-    Ok(())
-}
-
-/// `gitops::job` describes its pod additions as JSON fragments; this reads them as the typed
-/// objects they stand for (an error is a bug there, caught by the tests).
-fn typed<T: DeserializeOwned>(what: &'static str, fragments: Vec<Value>) -> Result<Vec<T>> {
-    serde_json::from_value(Value::Array(fragments)).map_err(|source| Error::Serialize { what, source })
+    pod.env.extend(git.env);
+    pod.volumes.extend(git.volumes);
+    pod.mounts.extend(git.mounts);
 }
 
 /// The dream pod: one hardened container, run once, as the dreamer's ServiceAccount unless
@@ -467,7 +458,7 @@ pub fn managed_labels(schedule: &str) -> BTreeMap<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 

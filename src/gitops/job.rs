@@ -6,7 +6,9 @@
 //!
 //! The dreamer's ServiceAccount gains nothing: the kubelet, not the pod, reads the Secret.
 
-use serde_json::{Value, json};
+use k8s_openapi::api::core::v1::{
+    EmptyDirVolumeSource, EnvVar, EnvVarSource, SecretKeySelector, SecretVolumeSource, Volume, VolumeMount,
+};
 
 use super::{SSH_KEY_DIR, TOKEN_ENV, TOKEN_KEY, USERNAME_ENV, USERNAME_KEY};
 use crate::api::dream_schedule::{ForgeType, GitOutput};
@@ -23,11 +25,11 @@ pub const SSH_VOLUME: &str = "git-ssh";
 pub struct PodSettings {
     pub args: Vec<String>,
     /// Container `env` entries.
-    pub env: Vec<Value>,
+    pub env: Vec<EnvVar>,
     /// Pod volumes.
-    pub volumes: Vec<Value>,
+    pub volumes: Vec<Volume>,
     /// Container volume mounts.
-    pub mounts: Vec<Value>,
+    pub mounts: Vec<VolumeMount>,
 }
 
 /// The pod settings for publishing to `git`.
@@ -65,14 +67,29 @@ pub fn pod_settings(git: &GitOutput) -> PodSettings {
     }
     let mut settings = PodSettings {
         args,
-        volumes: vec![json!({"name": WORK_VOLUME, "emptyDir": {}})],
-        mounts: vec![json!({"name": WORK_VOLUME, "mountPath": WORK_MOUNT})],
+        volumes: vec![Volume {
+            name: WORK_VOLUME.to_string(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        }],
+        mounts: vec![mount(WORK_VOLUME, WORK_MOUNT, None)],
         ..PodSettings::default()
     };
     let Some(secret) = &git.auth_secret_ref else {
         return settings;
     };
-    let from_secret = |env: &str, key: &str| json!({"name": env, "valueFrom": {"secretKeyRef": {"name": secret.name, "key": key, "optional": true}}});
+    let from_secret = |env: &str, key: &str| EnvVar {
+        name: env.to_string(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.name.clone(),
+                key: key.to_string(),
+                optional: Some(true),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    };
     settings.env = vec![
         from_secret(TOKEN_ENV, TOKEN_KEY),
         from_secret(USERNAME_ENV, USERNAME_KEY),
@@ -81,12 +98,25 @@ pub fn pod_settings(git: &GitOutput) -> PodSettings {
         settings
             .args
             .extend(["--git-ssh-key-dir".to_string(), SSH_KEY_DIR.to_string()]);
-        settings
-            .volumes
-            .push(json!({"name": SSH_VOLUME, "secret": {"secretName": secret.name, "defaultMode": 0o400}}));
-        settings
-            .mounts
-            .push(json!({"name": SSH_VOLUME, "mountPath": SSH_KEY_DIR, "readOnly": true}));
+        settings.volumes.push(Volume {
+            name: SSH_VOLUME.to_string(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret.name.clone()),
+                default_mode: Some(0o400),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+        settings.mounts.push(mount(SSH_VOLUME, SSH_KEY_DIR, Some(true)));
     }
     settings
+}
+
+fn mount(volume: &str, path: &str, read_only: Option<bool>) -> VolumeMount {
+    VolumeMount {
+        name: volume.to_string(),
+        mount_path: path.to_string(),
+        read_only,
+        ..VolumeMount::default()
+    }
 }
