@@ -13,7 +13,6 @@ pub mod dream_schedule;
 mod dreamer_rbac;
 mod error;
 pub mod memory_proposal;
-pub mod proposal_apply;
 #[cfg(test)]
 mod proposal_tests;
 #[cfg(test)]

@@ -288,18 +288,18 @@ async fn new_proposal_records_its_digest_and_waits_for_review() {
     let fresh = proposal(None);
     let digest = fresh.spec.content_digest();
     let script = vec![
-        Expect::event("team"),
         Expect::patch_status(format!("{PROPOSALS}/support-1/status"), &fresh),
+        Expect::event("team"),
     ];
     let (result, seen) = run_scripted(handle, script, memory_proposal::reconcile(Arc::new(fresh), ctx)).await;
     result.unwrap();
-    let status = &seen[1].body["status"];
+    let status = &seen[0].body["status"];
     assert_eq!(status["phase"], "Pending");
     assert_eq!(status["digest"], digest.as_str());
     assert_eq!(status["changeCount"], 1);
     assert_eq!(status["strongestEvidence"], 4);
-    assert_eq!(condition(&seen[1].body, "Ready")["status"], "True");
-    let waiting = condition(&seen[1].body, "Applied");
+    assert_eq!(condition(&seen[0].body, "Ready")["status"], "True");
+    let waiting = condition(&seen[0].body, "Applied");
     assert_eq!(
         (&waiting["status"], &waiting["reason"]),
         (&json!("False"), &json!("AwaitingReview"))
@@ -313,14 +313,14 @@ async fn proposal_whose_content_changed_after_first_sight_is_tampered() {
         json!({"phase": "Pending", "digest": format!("sha256:{}", "0".repeat(64))}),
     ));
     let script = vec![
-        Expect::event("team"),
         Expect::patch_status(format!("{PROPOSALS}/support-1/status"), &edited),
+        Expect::event("team"),
         Expect::event("team"),
     ];
     let (result, seen) = run_scripted(handle, script, memory_proposal::reconcile(Arc::new(edited), ctx)).await;
     result.unwrap();
-    assert_eq!(seen[1].body["status"]["phase"], "Tampered");
-    assert_eq!(condition(&seen[1].body, "Ready")["reason"], "Tampered");
+    assert_eq!(seen[0].body["status"]["phase"], "Tampered");
+    assert_eq!(condition(&seen[0].body, "Ready")["reason"], "Tampered");
     assert_eq!(seen[2].body["reason"], "Tampered");
 }
 
@@ -328,8 +328,8 @@ async fn proposal_whose_content_changed_after_first_sight_is_tampered() {
 async fn proposal_for_a_missing_agent_says_so() {
     let (ctx, handle) = test_context();
     let script = vec![
-        Expect::event("team"),
         Expect::patch_status(format!("{PROPOSALS}/support-1/status"), &proposal(None)),
+        Expect::event("team"),
     ];
     let (result, seen) = run_scripted(
         handle,
@@ -338,8 +338,8 @@ async fn proposal_for_a_missing_agent_says_so() {
     )
     .await;
     result.unwrap();
-    assert_eq!(condition(&seen[1].body, "Ready")["reason"], "AgentNotFound");
-    assert_eq!(seen[1].body["status"]["phase"], "Pending");
+    assert_eq!(condition(&seen[0].body, "Ready")["reason"], "AgentNotFound");
+    assert_eq!(seen[0].body["status"]["phase"], "Pending");
 }
 
 /// A proposal already seen by the operator (digest recorded, valid) with `approval` set.

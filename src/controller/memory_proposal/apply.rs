@@ -11,8 +11,8 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 
-use super::{Context, Error, Result};
 use crate::api::{Agent, MemoryProposal};
+use crate::controller::{Context, Error, Result};
 use crate::memory::change::Change;
 use crate::proposal::{ProposalUpdate, Unresolved, resolve};
 use crate::store::configmap::ConfigMapStore;
