@@ -5,7 +5,6 @@
 //! changed). Invalid specs are reported as conditions and events, never as reconcile errors.
 
 pub mod agent;
-pub mod agent_runtime;
 mod caches;
 mod context;
 pub mod dream_job;

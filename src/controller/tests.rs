@@ -97,9 +97,9 @@ async fn valid_agent_gets_its_first_memory_revision_and_is_ready() {
     let object = valid_agent();
     let mut script = first_revision_script();
     script.extend([
-        Expect::event("team"),
-        Expect::event("team"),
         Expect::patch_status(format!("{AGENTS}/support/status"), &object),
+        Expect::event("team"),
+        Expect::event("team"),
     ]);
     let (result, seen) = run_scripted(handle, script, agent::reconcile(Arc::new(object), ctx)).await;
     result.unwrap();
@@ -116,11 +116,11 @@ async fn valid_agent_gets_its_first_memory_revision_and_is_ready() {
     );
     assert!(seen[3].query.contains("fieldManager=reverie"));
     assert_eq!(seen[3].body["metadata"]["annotations"]["reverie.dev/revision"], "1");
-    assert_eq!(seen[5].body["reason"], "Accepted");
-    assert_eq!(seen[5].body["type"], "Normal");
-    assert_eq!(seen[6].body["reason"], "MemoryRevision");
-    assert_status_patch(&seen[7], &format!("{AGENTS}/support/status"));
-    let patch = &seen[7].body;
+    assert_eq!(seen[6].body["reason"], "Accepted");
+    assert_eq!(seen[6].body["type"], "Normal");
+    assert_eq!(seen[7].body["reason"], "MemoryRevision");
+    assert_status_patch(&seen[5], &format!("{AGENTS}/support/status"));
+    let patch = &seen[5].body;
     assert_eq!(patch["status"]["observedGeneration"], 2);
     assert_eq!(patch["status"]["memory"]["revision"], 1);
     assert_eq!(condition(patch, "Accepted")["status"], "True");
@@ -136,16 +136,16 @@ async fn unchanged_agent_makes_no_write() {
     let object = valid_agent();
     let mut script = first_revision_script();
     script.extend([
-        Expect::event("team"),
-        Expect::event("team"),
         Expect::patch_status(format!("{AGENTS}/support/status"), &object),
+        Expect::event("team"),
+        Expect::event("team"),
     ]);
     let (_, seen) = run_scripted(handle, script, agent::reconcile(Arc::new(object), ctx)).await;
 
     // The same agent carrying the status the first reconcile wrote, with its memory as the
     // first reconcile wrote it: the second reconcile only reads.
     let mut reconciled = agent_json(json!({"model": "claude", "instructions": "Help customers."}));
-    reconciled["status"] = seen[7].body["status"].clone();
+    reconciled["status"] = seen[5].body["status"].clone();
     let reconciled: Agent = serde_json::from_value(reconciled).unwrap();
     let memory = seen[3].body.clone();
     let (ctx, handle) = test_context();
@@ -160,16 +160,16 @@ async fn invalid_agent_gets_a_condition_and_a_warning_that_say_why() {
     let (ctx, handle) = test_context();
     let bad = agent(json!({"model": "claude", "instructions": "x", "memory": {"protectedSections": ["Core Rules"]}}));
     let script = vec![
-        Expect::event("team"),
         Expect::patch_status(format!("{AGENTS}/support/status"), &bad),
+        Expect::event("team"),
     ];
     let (result, seen) = run_scripted(handle, script, agent::reconcile(Arc::new(bad), ctx)).await;
     result.unwrap();
     // An invalid spec never touches the memory.
-    assert_eq!(seen[0].body["type"], "Warning");
-    assert_eq!(seen[0].body["reason"], "InvalidSectionName");
-    assert_eq!(condition(&seen[1].body, "MemoryReady")["reason"], "InvalidSpec");
-    let accepted = condition(&seen[1].body, "Accepted");
+    assert_eq!(seen[1].body["type"], "Warning");
+    assert_eq!(seen[1].body["reason"], "InvalidSectionName");
+    assert_eq!(condition(&seen[0].body, "MemoryReady")["reason"], "InvalidSpec");
+    let accepted = condition(&seen[0].body, "Accepted");
     assert_eq!(accepted["status"], "False");
     assert_eq!(accepted["reason"], "InvalidSectionName");
     assert!(
@@ -188,13 +188,13 @@ async fn missing_shared_agent_is_not_ready_but_accepted() {
     );
     let mut script = first_revision_script();
     script.extend([
-        Expect::event("team"),
-        Expect::event("team"),
         Expect::patch_status(format!("{AGENTS}/support/status"), &sharing),
+        Expect::event("team"),
+        Expect::event("team"),
     ]);
     let (result, seen) = run_scripted(handle, script, agent::reconcile(Arc::new(sharing), ctx)).await;
     result.unwrap();
-    let patch = &seen[7].body;
+    let patch = &seen[5].body;
     assert_eq!(condition(patch, "Accepted")["status"], "True");
     assert_eq!(condition(patch, "Ready")["reason"], "SharedAgentNotFound");
     assert!(

@@ -13,9 +13,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 
-use super::{Error, Result};
 use crate::api::agent::{AgentRuntime, MemoryStore, SessionsSpec};
 use crate::api::{Agent, FIELD_MANAGER};
+use crate::controller::{Context, Error, Result};
 use crate::store::configmap::current_name;
 use crate::store::{AGENT_LABEL, MEMORY_MD, MEMORY_YAML, RevisionInfo};
 
@@ -312,6 +312,21 @@ pub async fn apply_deployment(
 }
 
 /// Whether the Deployment has rolled out every replica of its current generation.
+/// Applies the agent's Deployment and reports whether it has rolled out.
+pub async fn ensure(
+    ctx: &Context,
+    agent: &Agent,
+    runtime: &AgentRuntime,
+    memory: &RevisionInfo,
+    shared: &[Agent],
+) -> Result<(bool, String)> {
+    let deployments = Api::<Deployment>::namespaced(ctx.client.clone(), &agent.namespace().unwrap_or_default());
+    let desired = desired_deployment(agent, runtime, memory, shared)?;
+    let existing = deployments.get_opt(&agent.name_any()).await?;
+    let current = apply_deployment(&deployments, existing, &desired).await?;
+    Ok(rollout_state(&current))
+}
+
 pub fn rollout_state(deployment: &Deployment) -> (bool, String) {
     let want = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let Some(status) = &deployment.status else {
