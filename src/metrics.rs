@@ -36,6 +36,12 @@ pub struct OpLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub verb: &'static str,
+    pub resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: &'static str,
 }
@@ -63,6 +69,7 @@ pub struct Metrics {
     suspected_injections: Family<InjectionLabels, Counter>,
     decision_seconds: Histogram,
     apply_seconds: Histogram,
+    api_requests: Family<RequestLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -135,6 +142,12 @@ impl Default for Metrics {
             "Time to apply an approved proposal to memory once the decision was seen",
             apply_seconds.clone(),
         );
+        let api_requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "api_requests",
+            "Requests sent to the Kubernetes API server, per verb and resource",
+            api_requests.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -148,11 +161,20 @@ impl Default for Metrics {
             suspected_injections,
             decision_seconds,
             apply_seconds,
+            api_requests,
         }
     }
 }
 
 impl Metrics {
+    pub fn api_request(&self, verb: &'static str, resource: &str) {
+        let labels = RequestLabels {
+            verb,
+            resource: resource.to_string(),
+        };
+        self.api_requests.get_or_create(&labels).inc();
+    }
+
     pub fn reconcile_started(&self, controller: &'static str) {
         self.reconciles.get_or_create(&ControllerLabels { controller }).inc();
     }

@@ -65,17 +65,21 @@ pub enum OperatorError {
 }
 
 /// Loads the configuration and proves the API server answers, so a missing or unreachable
-/// cluster fails fast with one line instead of retrying forever.
-pub async fn connect() -> Result<Client, OperatorError> {
+/// cluster fails fast with one line instead of retrying forever. Every request the client
+/// sends is counted in `metrics`.
+pub async fn connect(metrics: Arc<Metrics>) -> Result<Client, OperatorError> {
     let mut config = Config::infer()
         .await
         .map_err(|e| OperatorError::NoConfig(error_chain(&e)))?;
     config.connect_timeout = Some(Duration::from_secs(5));
     let url = config.cluster_url.to_string();
-    let client = Client::try_from(config).map_err(|e| OperatorError::Unreachable {
-        url: url.clone(),
-        reason: error_chain(&e),
-    })?;
+    let client = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| OperatorError::Unreachable {
+            url: url.clone(),
+            reason: error_chain(&e),
+        })?
+        .with_layer(&crate::api_requests::counting_layer(metrics))
+        .build();
     match tokio::time::timeout(API_PROBE_TIMEOUT, client.apiserver_version()).await {
         Ok(Ok(version)) => {
             tracing::info!(server = %url, version = %version.git_version, "connected to the API server");
@@ -148,11 +152,11 @@ fn default_identity() -> String {
 
 /// Runs the operator until SIGTERM/SIGINT (Ok) or until it must stop acting (Err).
 pub async fn run(options: OperatorOptions) -> Result<(), OperatorError> {
-    let client = connect().await?;
+    let metrics = Arc::new(Metrics::default());
+    let client = connect(metrics.clone()).await?;
     ensure_crds_served(&client).await?;
 
     let health = Arc::new(Health::default());
-    let metrics = Arc::new(Metrics::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
