@@ -9,17 +9,33 @@ use super::Problem;
 use crate::dream_schedule::{DreamScheduleSpec, ReflectorProvider};
 use crate::duration;
 
+/// What checking a spec parsed, so no later step parses it again.
+#[derive(Clone, Debug)]
+pub struct Parsed {
+    /// The cron expression in its time zone.
+    pub cron: Schedule,
+    /// `spec.agents.selector`, when the schedule selects agents by label.
+    pub selector: Option<Selector>,
+}
+
 /// Everything wrong with a schedule's spec on its own, apart from its output settings (empty
 /// when it is valid).
 pub fn validate(spec: &DreamScheduleSpec) -> Vec<Problem> {
+    check(spec).err().unwrap_or_default()
+}
+
+/// The parsed schedule and selector of a valid spec, or everything wrong with it (apart from
+/// its output settings).
+pub fn check(spec: &DreamScheduleSpec) -> Result<Parsed, Vec<Problem>> {
     let mut problems = Vec::new();
-    match Schedule::parse(&spec.schedule, &spec.time_zone) {
+    let cron = match Schedule::parse(&spec.schedule, &spec.time_zone) {
         Err(e) => {
             let reason = match e {
                 ScheduleError::InvalidCron { .. } => "InvalidSchedule",
                 ScheduleError::UnknownTimeZone(_) => "UnknownTimeZone",
             };
             problems.push(Problem::new(reason, e.to_string()));
+            None
         }
         // Fire times are searched from 2000 on; a date that never occurs (February 30th)
         // would leave the schedule silently idle.
@@ -32,9 +48,10 @@ pub fn validate(spec: &DreamScheduleSpec) -> Vec<Problem> {
                 "InvalidSchedule",
                 format!("schedule {:?} never fires: no date matches it", spec.schedule),
             ));
+            None
         }
-        Ok(_) => {}
-    }
+        Ok(parsed) => Some(parsed),
+    };
     let agents = &spec.agents;
     match (agents.names.is_empty(), agents.selector.is_some()) {
         (true, false) => problems.push(Problem::new(
@@ -47,14 +64,16 @@ pub fn validate(spec: &DreamScheduleSpec) -> Vec<Problem> {
         )),
         _ => {}
     }
-    if let Some(selector) = &agents.selector
-        && let Err(e) = Selector::try_from(selector.clone())
-    {
-        problems.push(Problem::new(
-            "InvalidAgentSelection",
-            format!("spec.agents.selector: {e}"),
-        ));
-    }
+    let selector = match agents.selector.clone().map(Selector::try_from).transpose() {
+        Ok(selector) => selector,
+        Err(e) => {
+            problems.push(Problem::new(
+                "InvalidAgentSelection",
+                format!("spec.agents.selector: {e}"),
+            ));
+            None
+        }
+    };
     if let Some(max_age) = &spec.lookback.max_age
         && let Err(e) = duration::parse(max_age)
     {
@@ -75,7 +94,10 @@ pub fn validate(spec: &DreamScheduleSpec) -> Vec<Problem> {
         ));
     }
     problems.extend(validate_reflector(spec));
-    problems
+    match cron {
+        Some(cron) if problems.is_empty() => Ok(Parsed { cron, selector }),
+        _ => Err(problems),
+    }
 }
 
 fn validate_reflector(spec: &DreamScheduleSpec) -> Vec<Problem> {
