@@ -90,6 +90,20 @@ approval-latency: ## Approval → applied latency over APPROVALS proposals, on t
 	@eval "$$(REVERIE_BIN=$(CARGO_TARGET_DIR)/debug/reverie PROCESS_NODE_BIN=$(CARGO_TARGET_DIR)/debug/process-node bash e2e/cluster/up.sh)"; \
 	REVERIE_BIN=$(CARGO_TARGET_DIR)/debug/reverie "$(CARGO_TARGET_DIR)/debug/approval-latency" --approvals $(APPROVALS)
 
+SCALE_ARGS ?= --agents 1000 --proposals 10 --schedules 100 --namespaces 10
+
+.PHONY: scale
+scale: ## The operator at scale (1,000 Agents × 10 proposals, 100 schedules) on a second control plane
+	@$(CARGO) build --locked -q --release -p reverie --bin reverie >&2
+	@$(CARGO) build --locked -q -p process-node -p reverie-e2e --bin scale >&2
+	@set -euo pipefail; \
+	export REVERIE_CLUSTER_DIR="$(PRECISION_CLUSTER_DIR)" $(PRECISION_PORTS); \
+	export REVERIE_BIN="$(CARGO_TARGET_DIR)/release/reverie" PROCESS_NODE_BIN="$(CARGO_TARGET_DIR)/debug/process-node"; \
+	trap 'bash e2e/cluster/down.sh' EXIT; \
+	kubeconfig_export="$$(bash e2e/cluster/up.sh)"; \
+	eval "$$kubeconfig_export"; \
+	"$(CARGO_TARGET_DIR)/debug/scale" $(SCALE_ARGS)
+
 .PHONY: demo
 demo: ## The whole loop: local control plane, Helm install, a dream, its review diff, approval, the new MEMORY.md
 	@bash scripts/demo.sh
