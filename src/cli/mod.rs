@@ -84,6 +84,11 @@ pub struct OperatorArgs {
     #[arg(long, env = "REVERIE_APPLY_JOB_TTL_SECONDS", default_value_t = crate::store::pvc::DEFAULT_APPLY_JOB_TTL_SECONDS,
           value_parser = clap::value_parser!(i32).range(1..))]
     pub apply_job_ttl_seconds: i32,
+    /// Reconciles each controller runs at once. Bounded so a burst (a restart on a large
+    /// cluster) queues in the operator instead of opening a connection per object.
+    #[arg(long, env = "REVERIE_MAX_CONCURRENT_RECONCILES", default_value_t = crate::controller::DEFAULT_CONCURRENCY,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_reconciles: u16,
 }
 
 #[derive(Debug, clap::Args)]
@@ -125,6 +130,7 @@ pub fn run(cli: Cli) -> CliResult {
                 identity: args.identity,
                 image: args.image,
                 apply_job_ttl_seconds: args.apply_job_ttl_seconds,
+                max_concurrent_reconciles: args.max_concurrent_reconciles,
             };
             runtime.block_on(operator::run(options)).map_err(|e| e.to_string())
         }

@@ -46,6 +46,9 @@ pub use error::{Error, Result};
 
 use crate::api::{Agent, DreamSchedule, MemoryProposal};
 
+/// Reconciles each controller runs at once unless configured (`--max-concurrent-reconciles`).
+pub const DEFAULT_CONCURRENCY: u16 = 8;
+
 /// How long to wait before retrying a reconcile that failed on the API.
 const ERROR_REQUEUE: Duration = Duration::from_secs(15);
 
@@ -142,13 +145,15 @@ where
         .collect()
 }
 
-/// Runs the three controllers until `shutdown` resolves. `writers` fill `ctx.caches`, one
+/// Runs the three controllers, each at most `concurrency` reconciles at once, until
+/// `shutdown` resolves. `writers` fill `ctx.caches`, one
 /// watch per cached kind; `caches_synced` turns true once every cache holds a full list,
 /// which `/readyz` reports, and only then do the controllers start, so no reconcile judges a
 /// reference missing because its cache is still loading.
 pub async fn run(
     ctx: Arc<Context>,
     writers: CacheWriters,
+    concurrency: u16,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
     caches_synced: signal::Sender<bool>,
 ) {
@@ -156,6 +161,7 @@ pub async fn run(
     let caches = ctx.caches.clone();
     let shutdown = futures::future::FutureExt::shared(Box::pin(shutdown));
     let config = watcher::Config::default().any_semantic();
+    let runner = kube::runtime::controller::Config::default().concurrency(concurrency);
     let (mut agent_events, mut proposal_events, mut job_events) =
         (Subscribers::default(), Subscribers::default(), Subscribers::default());
 
@@ -173,6 +179,7 @@ pub async fn run(
                 .namespace()
                 .map(|ns| ObjectRef::<Agent>::new(&proposal.spec.agent_ref.name).within(&ns))
         })
+        .with_config(runner.clone())
         .graceful_shutdown_on(shutdown.clone());
 
     // A schedule or proposal that names a missing agent becomes valid when the agent appears,
@@ -180,6 +187,7 @@ pub async fn run(
     // Dream Jobs carry the schedule label; their progress updates the schedule's status.
     let schedule_controller = Controller::new(Api::<DreamSchedule>::all(client.clone()), config.clone())
         .owns_stream(job_events.touched())
+        .with_config(runner.clone())
         .graceful_shutdown_on(shutdown.clone());
     let schedule_controller = {
         let store = schedule_controller.store();
@@ -197,6 +205,7 @@ pub async fn run(
                     .filter(|r| proposals.get(r).is_some_and(|p| p.spec.agent_ref.name == name))
                     .collect::<Vec<_>>()
             })
+            .with_config(runner)
             .graceful_shutdown_on(shutdown.clone())
     };
     let schedule_store = schedule_controller.store();

@@ -39,6 +39,8 @@ pub struct OperatorOptions {
     pub image: String,
     /// Seconds a finished memory apply Job is kept.
     pub apply_job_ttl_seconds: i32,
+    /// Reconciles each controller runs at once.
+    pub max_concurrent_reconciles: u16,
 }
 
 /// Why the operator could not start or had to stop. Each renders as one line.
@@ -219,7 +221,13 @@ pub async fn run(options: OperatorOptions) -> Result<(), OperatorError> {
             }
         });
     }
-    let controllers = controller::run(ctx, cache_writers, stopped(), synced_tx);
+    let controllers = controller::run(
+        ctx,
+        cache_writers,
+        options.max_concurrent_reconciles,
+        stopped(),
+        synced_tx,
+    );
     let outcome = match lease.clone() {
         Some(manager) => {
             tokio::select! {
