@@ -58,6 +58,20 @@ impl<K: Clone> Subscribers<K> {
     }
 }
 
+/// The annotation `kubectl apply` keeps a copy of the whole object in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops what no reconcile reads before an object is cached: its managed fields and
+/// `kubectl apply`'s copy of it. Together they are most of a small object, and the caches
+/// hold every Agent and proposal of the cluster. Status is written with server-side apply
+/// patches, never by sending a cached object back, so nothing is lost on a write.
+fn slim<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+    if let Some(annotations) = object.meta_mut().annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
 /// Watches `api`, keeps `writer`'s store equal to the cluster and wakes `subscribers` after each
 /// change is in the store. Runs until dropped; watch errors are retried with backoff.
 pub async fn reflect<K>(api: Api<K>, config: watcher::Config, writer: Writer<K>, mut subscribers: Subscribers<K>)
@@ -65,7 +79,8 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     let reader = writer.as_reader();
-    let events = reflector(writer, watcher(api, config).default_backoff());
+    let events = watcher(api, config).default_backoff().modify(slim);
+    let events = reflector(writer, events);
     let mut events = std::pin::pin!(events);
     while let Some(event) = events.next().await {
         match event {
@@ -87,6 +102,19 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_objects_lose_managed_fields_and_the_last_applied_copy_only() {
+        let mut map: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "m", "annotations": {LAST_APPLIED: "{...}", "reverie.dev/content-digest": "sha256:aa"},
+                         "managedFields": [{"manager": "kubectl", "operation": "Apply"}]}
+        }))
+        .unwrap();
+        slim(&mut map);
+        assert_eq!(map.metadata.managed_fields, None);
+        let annotations = map.metadata.annotations.unwrap();
+        assert_eq!(annotations.keys().collect::<Vec<_>>(), ["reverie.dev/content-digest"]);
+    }
 
     #[tokio::test]
     async fn a_deletion_wakes_only_the_controllers_that_map_the_kind() {
