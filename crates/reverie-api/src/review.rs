@@ -9,6 +9,7 @@ use std::fmt::Write;
 use kube::ResourceExt;
 
 use crate::memory_proposal::{ChangeOp, Evidence, MemoryProposal, Phase, ProposedChange};
+use crate::rules::memory_proposal::{Reviewable, reviewable};
 
 /// How many example sessions a change shows.
 pub const EXAMPLE_SESSIONS: usize = 3;
@@ -169,44 +170,44 @@ fn source_line(proposal: &MemoryProposal) -> Option<String> {
 /// The last line: the digest and the exact approve command, or why there is nothing to approve.
 fn last_line(proposal: &MemoryProposal, name: &str, namespace: &str) -> String {
     let status = proposal.status.clone().unwrap_or_default();
-    let Some(digest) = status.digest else {
-        return format!(
+    match reviewable(proposal) {
+        Reviewable::Unseen => format!(
             "No digest yet: the operator has not seen this proposal; run `kubectl dream diff {name} -n {namespace}` again once it has."
-        );
-    };
-    if proposal.spec.content_digest() != digest {
-        return format!(
+        ),
+        Reviewable::Tampered { digest } => format!(
             "Tampered: the content no longer matches digest {digest} recorded at first sight; it can never be approved."
-        );
+        ),
+        Reviewable::Decided { digest, approval } => {
+            let by = approval
+                .reviewer
+                .as_deref()
+                .map(|r| format!(" by {r}"))
+                .unwrap_or_default();
+            let now = match (status.phase.filter(|p| *p != Phase::Pending), status.applied_revision) {
+                (Some(Phase::Applied), Some(revision)) => format!(" (applied as revision {revision})"),
+                (Some(phase), _) => format!(" (now {})", phase.as_str()),
+                (None, _) => String::new(),
+            };
+            format!(
+                "Digest {digest}: {:?}{by}; the decision is final{now}.",
+                approval.decision
+            )
+        }
+        Reviewable::Settled { digest, phase } => {
+            let by = status
+                .approved_by
+                .as_deref()
+                .map(|r| format!(" (approved by {r})"))
+                .unwrap_or_default();
+            format!(
+                "Digest {digest}: the proposal is {}{by}; nothing to decide.",
+                phase.as_str()
+            )
+        }
+        Reviewable::Open { digest } => format!(
+            "Digest {digest}. To approve exactly this: kubectl dream approve {name} -n {namespace} --digest {digest}"
+        ),
     }
-    if let Some(approval) = &proposal.spec.approval {
-        let by = approval
-            .reviewer
-            .as_deref()
-            .map(|r| format!(" by {r}"))
-            .unwrap_or_default();
-        let now = match (status.phase.filter(|p| *p != Phase::Pending), status.applied_revision) {
-            (Some(Phase::Applied), Some(revision)) => format!(" (applied as revision {revision})"),
-            (Some(phase), _) => format!(" (now {})", phase.as_str()),
-            (None, _) => String::new(),
-        };
-        return format!(
-            "Digest {digest}: {:?}{by}; the decision is final{now}.",
-            approval.decision
-        );
-    }
-    if let Some(phase) = status.phase.filter(|p| *p != Phase::Pending) {
-        let by = status
-            .approved_by
-            .as_deref()
-            .map(|r| format!(" (approved by {r})"))
-            .unwrap_or_default();
-        return format!(
-            "Digest {digest}: the proposal is {}{by}; nothing to decide.",
-            phase.as_str()
-        );
-    }
-    format!("Digest {digest}. To approve exactly this: kubectl dream approve {name} -n {namespace} --digest {digest}")
 }
 
 fn counts(changes: &[ProposedChange]) -> (usize, usize, usize) {

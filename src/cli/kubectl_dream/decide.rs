@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use super::diff::not_found;
 use super::{Output, Session, api_error, namespace_flag, serialize};
 use crate::api::MemoryProposal;
-use crate::api::memory_proposal::{Decision, Phase};
-use crate::api::rules::memory_proposal::bare_digest;
+use crate::api::memory_proposal::Decision;
+use crate::api::rules::memory_proposal::{Reviewable, bare_digest, reviewable};
 
 #[derive(Debug, clap::Args)]
 pub struct DecideArgs {
@@ -113,40 +113,44 @@ pub(super) async fn run(
 /// saw something else).
 pub fn check_decidable(proposal: &MemoryProposal, reviewed: Option<&str>) -> Result<String, String> {
     let name = proposal.name_any();
-    let status = proposal.status.clone().unwrap_or_default();
-    let digest = status.digest.ok_or_else(|| {
-        format!("memoryproposal {name} is not yet seen by the operator (no status.digest); is the operator running? Try again in a moment")
-    })?;
-    if proposal.spec.content_digest() != digest {
-        return Err(format!(
-            "memoryproposal {name} is tampered: its content no longer matches the digest {digest} the operator recorded; it can never be approved or rejected"
-        ));
-    }
-    if let Some(approval) = &proposal.spec.approval {
-        let by = approval
-            .reviewer
-            .as_deref()
-            .map(|r| format!(" by {r}"))
-            .unwrap_or_default();
-        return Err(format!(
-            "memoryproposal {name} is already {:?}{by}; a decision is final",
-            approval.decision
-        ));
-    }
-    if let Some(phase) = status.phase.filter(|p| *p != Phase::Pending) {
-        return Err(format!(
-            "memoryproposal {name} is {}; there is nothing left to decide",
-            phase.as_str()
-        ));
-    }
+    let digest = match reviewable(proposal) {
+        Reviewable::Open { digest } => digest,
+        Reviewable::Unseen => {
+            return Err(format!(
+                "memoryproposal {name} is not yet seen by the operator (no status.digest); is the operator running? Try again in a moment"
+            ));
+        }
+        Reviewable::Tampered { digest } => {
+            return Err(format!(
+                "memoryproposal {name} is tampered: its content no longer matches the digest {digest} the operator recorded; it can never be approved or rejected"
+            ));
+        }
+        Reviewable::Decided { approval, .. } => {
+            let by = approval
+                .reviewer
+                .as_deref()
+                .map(|r| format!(" by {r}"))
+                .unwrap_or_default();
+            return Err(format!(
+                "memoryproposal {name} is already {:?}{by}; a decision is final",
+                approval.decision
+            ));
+        }
+        Reviewable::Settled { phase, .. } => {
+            return Err(format!(
+                "memoryproposal {name} is {}; there is nothing left to decide",
+                phase.as_str()
+            ));
+        }
+    };
     if let Some(reviewed) = reviewed
-        && bare_digest(reviewed) != bare_digest(&digest)
+        && bare_digest(reviewed) != bare_digest(digest)
     {
         return Err(format!(
             "memoryproposal {name} has digest {digest}, not the {reviewed} you reviewed; run `kubectl dream diff {name}` again"
         ));
     }
-    Ok(digest)
+    Ok(digest.to_string())
 }
 
 /// The merge patch that records the decision, bound to the resource version that was read.
@@ -173,7 +177,7 @@ pub fn approval_patch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::memory_proposal::MemoryProposalStatus;
+    use crate::api::memory_proposal::{MemoryProposalStatus, Phase};
 
     fn proposal() -> MemoryProposal {
         let mut p: MemoryProposal = serde_json::from_value(json!({

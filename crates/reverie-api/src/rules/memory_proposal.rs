@@ -9,8 +9,8 @@ use super::{Problem, acceptance_conditions};
 use crate::agent::{ApprovalMode, AutoApprovePolicy, DreamingSpec, TimeoutAction};
 use crate::conditions;
 use crate::memory_proposal::{
-    ChangeOp, Decision as ReviewDecision, MAX_CHANGES, MemoryProposal, MemoryProposalSpec, MemoryProposalStatus, Phase,
-    ProposedChange,
+    Approval, ChangeOp, Decision as ReviewDecision, MAX_CHANGES, MemoryProposal, MemoryProposalSpec,
+    MemoryProposalStatus, Phase, ProposedChange,
 };
 
 /// The section that holds the agent's instructions; no proposal may touch it.
@@ -123,6 +123,41 @@ fn off() -> Decision {
         reason: "ApprovalOff",
         message: "spec.dreaming.approval is Off: proposals are kept for reading but never applied".into(),
         until: None,
+    }
+}
+
+/// Whether a person can approve or reject a proposal now, and if not, why. The one place the
+/// review commands and the review diff's last line decide it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reviewable<'a> {
+    /// Pending with its digest recorded: decide exactly `digest`.
+    Open { digest: &'a str },
+    /// The operator has not recorded a digest yet.
+    Unseen,
+    /// The content no longer matches the digest recorded at first sight.
+    Tampered { digest: &'a str },
+    /// A person (or tool) already wrote a decision; decisions are final.
+    Decided { digest: &'a str, approval: &'a Approval },
+    /// It left `Pending` without one (decided by policy, superseded, expired…).
+    Settled { digest: &'a str, phase: Phase },
+}
+
+pub fn reviewable(proposal: &MemoryProposal) -> Reviewable<'_> {
+    let Some(status) = &proposal.status else {
+        return Reviewable::Unseen;
+    };
+    let Some(digest) = status.digest.as_deref() else {
+        return Reviewable::Unseen;
+    };
+    if proposal.spec.content_digest() != digest {
+        return Reviewable::Tampered { digest };
+    }
+    if let Some(approval) = &proposal.spec.approval {
+        return Reviewable::Decided { digest, approval };
+    }
+    match status.phase.filter(|p| *p != Phase::Pending) {
+        Some(phase) => Reviewable::Settled { digest, phase },
+        None => Reviewable::Open { digest },
     }
 }
 
