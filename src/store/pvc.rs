@@ -18,14 +18,13 @@ use super::{AGENT_LABEL, Committed, RevisionInfo, RevisionStore, Snapshot, Store
 use crate::kube_ext::{create_unless_exists, job_failure, job_pod_message};
 use crate::naming::bounded_name;
 
-/// Where the apply Job mounts the claim.
-pub const MEMORY_MOUNT: &str = "/var/lib/reverie/memory";
+/// Where the apply Job mounts the claim (where a dream Job mounts it too), and its container's
+/// termination log, which carries the revision its update produced, as JSON.
+pub use crate::api::dream_job::{MEMORY_MOUNT, RESULT_FILE};
 /// Where the apply Job finds the update to apply.
 pub const UPDATE_MOUNT: &str = "/var/run/reverie/update";
 /// Key of the update inside the request ConfigMap.
 pub const UPDATE_KEY: &str = "update.yaml";
-/// The apply container's termination log: the revision its update produced, as JSON.
-pub const RESULT_FILE: &str = "/dev/termination-log";
 
 /// An agent's memory inside a PersistentVolumeClaim, committed through apply Jobs.
 #[derive(Clone)]
