@@ -5,6 +5,8 @@
 //! changed). Invalid specs are reported as conditions and events, never as reconcile errors.
 
 pub mod agent;
+#[cfg(test)]
+mod agent_tests;
 mod caches;
 mod context;
 pub mod dream_job;
@@ -19,8 +21,6 @@ mod schedule_tests;
 mod status;
 #[cfg(test)]
 mod test_support;
-#[cfg(test)]
-mod tests;
 mod watch;
 
 use std::future::Future;

@@ -8,7 +8,7 @@ use http::{Method, StatusCode};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use super::test_support::{Expect, Seen, condition, run_scripted, test_context_with};
+use super::test_support::{Expect, Seen, condition, run_scripted, test_context, test_context_with};
 use super::{Caches, memory_proposal};
 use crate::api::{Agent, MemoryProposal};
 use crate::memory::MemoryDocument;
@@ -233,4 +233,197 @@ async fn a_change_to_an_entry_changed_since_the_base_is_conflicted_not_overwritt
             .all(|s| !s.path.starts_with(CONFIGMAPS) || s.method == Method::GET),
         "memory untouched"
     );
+}
+
+/// Caches holding the agent, as its watch would have listed it.
+fn holding_agent() -> Caches {
+    Caches::holding(vec![agent()], Vec::new(), Vec::new())
+}
+
+/// A new proposal for `support` (name `support-1`) with `status`.
+fn proposal(status: Option<Value>) -> MemoryProposal {
+    let mut object = json!({
+        "apiVersion": "reverie.dev/v1alpha1", "kind": "MemoryProposal",
+        "metadata": {"name": "support-1", "namespace": "team", "generation": 1, "uid": "u-3"},
+        "spec": {
+            "agentRef": {"name": "support"}, "baseRevision": 1, "baseDigest": "sha256:00", "summary": "learned",
+            "changes": [{"op": "Add", "section": "lessons", "after": "Look accounts up by billing id", "evidence": {"count": 4, "sessions": ["s1", "s2"]}}]
+        }
+    });
+    if let Some(status) = status {
+        object["status"] = status;
+    }
+    serde_json::from_value(object).unwrap()
+}
+
+/// A proposal already seen by the operator (digest recorded, valid) with `approval` set.
+fn seen_proposal(approval: Option<Value>, created: &str) -> MemoryProposal {
+    let mut object = serde_json::to_value(proposal(None)).unwrap();
+    let digest = proposal(None).spec.content_digest();
+    object["metadata"]["creationTimestamp"] = json!(created);
+    if let Some(approval) = approval {
+        object["spec"]["approval"] = approval;
+    }
+    object["status"] = json!({
+        "observedGeneration": 1, "phase": "Pending", "digest": digest, "changeCount": 1, "strongestEvidence": 4,
+        "conditions": [
+            {"type": "Accepted", "status": "True", "reason": "Valid", "message": "the proposal's changes are well formed", "observedGeneration": 1, "lastTransitionTime": "2026-11-20T11:00:00Z"},
+            {"type": "Ready", "status": "True", "reason": "Reconciled", "message": "the proposal is ready for review", "observedGeneration": 1, "lastTransitionTime": "2026-11-20T11:00:00Z"}
+        ]
+    });
+    serde_json::from_value(object).unwrap()
+}
+
+#[tokio::test]
+async fn new_proposal_records_its_digest_and_waits_for_review() {
+    let (ctx, handle) = test_context_with(holding_agent());
+    let fresh = proposal(None);
+    let digest = fresh.spec.content_digest();
+    let script = vec![
+        Expect::patch_status(format!("{PROPOSALS}/support-1/status"), &fresh),
+        Expect::event("team"),
+    ];
+    let (result, seen) = run_scripted(handle, script, memory_proposal::reconcile(Arc::new(fresh), ctx)).await;
+    result.unwrap();
+    let status = &seen[0].body["status"];
+    assert_eq!(status["phase"], "Pending");
+    assert_eq!(status["digest"], digest.as_str());
+    assert_eq!(status["changeCount"], 1);
+    assert_eq!(status["strongestEvidence"], 4);
+    assert_eq!(condition(&seen[0].body, "Ready")["status"], "True");
+    let waiting = condition(&seen[0].body, "Applied");
+    assert_eq!(
+        (&waiting["status"], &waiting["reason"]),
+        (&json!("False"), &json!("AwaitingReview"))
+    );
+}
+
+#[tokio::test]
+async fn proposal_whose_content_changed_after_first_sight_is_tampered() {
+    let (ctx, handle) = test_context_with(holding_agent());
+    let edited = proposal(Some(
+        json!({"phase": "Pending", "digest": format!("sha256:{}", "0".repeat(64))}),
+    ));
+    let script = vec![
+        Expect::patch_status(format!("{PROPOSALS}/support-1/status"), &edited),
+        Expect::event("team"),
+        Expect::event("team"),
+    ];
+    let (result, seen) = run_scripted(handle, script, memory_proposal::reconcile(Arc::new(edited), ctx)).await;
+    result.unwrap();
+    assert_eq!(seen[0].body["status"]["phase"], "Tampered");
+    assert_eq!(condition(&seen[0].body, "Ready")["reason"], "Tampered");
+    assert_eq!(seen[2].body["reason"], "Tampered");
+}
+
+#[tokio::test]
+async fn proposal_for_a_missing_agent_says_so() {
+    let (ctx, handle) = test_context();
+    let script = vec![
+        Expect::patch_status(format!("{PROPOSALS}/support-1/status"), &proposal(None)),
+        Expect::event("team"),
+    ];
+    let (result, seen) = run_scripted(
+        handle,
+        script,
+        memory_proposal::reconcile(Arc::new(proposal(None)), ctx),
+    )
+    .await;
+    result.unwrap();
+    assert_eq!(condition(&seen[0].body, "Ready")["reason"], "AgentNotFound");
+    assert_eq!(seen[0].body["status"]["phase"], "Pending");
+}
+
+#[tokio::test]
+async fn a_rejection_is_final_recorded_with_who_and_why_and_touches_no_memory() {
+    let (ctx, handle) = test_context_with(holding_agent());
+    let rejected = seen_proposal(
+        Some(json!({"decision": "Rejected", "reviewer": "ana", "comment": "too specific"})),
+        "2026-11-20T11:00:00Z",
+    );
+    let script = vec![
+        Expect::patch_status(format!("{PROPOSALS}/support-1/status"), &rejected),
+        Expect::event("team"),
+    ];
+    let (result, seen) = run_scripted(handle, script, memory_proposal::reconcile(Arc::new(rejected), ctx)).await;
+    assert_eq!(result.unwrap(), kube::runtime::controller::Action::await_change());
+    assert_eq!(seen[0].body["status"]["phase"], "Rejected");
+    assert_eq!(seen[1].body["reason"], "Rejected");
+    assert_eq!(seen[1].body["note"], "rejected by ana: too specific");
+    assert!(seen.iter().all(|s| !s.path.contains("configmaps")), "memory untouched");
+}
+
+#[tokio::test]
+async fn an_undecided_proposal_expires_at_the_agents_timeout() {
+    let (ctx, handle) = test_context_with(holding_agent());
+    // Created eight days before the test clock; the agent's timeout is 7d.
+    let late = seen_proposal(None, "2026-11-12T12:00:00Z");
+    let script = vec![
+        Expect::patch_status(format!("{PROPOSALS}/support-1/status"), &late),
+        Expect::event("team"),
+    ];
+    let (result, seen) = run_scripted(handle, script, memory_proposal::reconcile(Arc::new(late), ctx)).await;
+    result.unwrap();
+    assert_eq!(seen[0].body["status"]["phase"], "Expired");
+    assert_eq!(condition(&seen[0].body, "Applied")["reason"], "Expired");
+    assert_eq!(seen[1].body["type"], "Warning");
+}
+
+#[tokio::test]
+async fn a_pending_proposal_requeues_at_its_expiry() {
+    let (ctx, handle) = test_context_with(holding_agent());
+    let fresh = seen_proposal(None, "2026-11-20T11:00:00Z");
+    let script = vec![Expect::patch_status(format!("{PROPOSALS}/support-1/status"), &fresh)];
+    let (result, _) = run_scripted(handle, script, memory_proposal::reconcile(Arc::new(fresh), ctx)).await;
+    // 7 days after 11:00 is 6 days 23 hours after the clock's 12:00.
+    let expected = std::time::Duration::from_secs(7 * 86_400 - 3_600);
+    assert_eq!(result.unwrap(), kube::runtime::controller::Action::requeue(expected));
+}
+
+#[tokio::test]
+async fn an_approval_for_other_content_fails_and_never_touches_memory() {
+    let (ctx, handle) = test_context_with(holding_agent());
+    let other = format!("sha256:{}", "1".repeat(64));
+    let approved = seen_proposal(
+        Some(json!({"decision": "Approved", "reviewer": "ana", "digest": other})),
+        "2026-11-20T11:00:00Z",
+    );
+    let script = vec![
+        Expect::patch_status(format!("{PROPOSALS}/support-1/status"), &approved),
+        Expect::event("team"),
+    ];
+    let (result, seen) = run_scripted(handle, script, memory_proposal::reconcile(Arc::new(approved), ctx)).await;
+    result.unwrap();
+    assert_eq!(seen[0].body["status"]["phase"], "Failed");
+    assert_eq!(condition(&seen[0].body, "Applied")["reason"], "ApprovalDigestMismatch");
+    assert_eq!(seen[1].body["type"], "Warning");
+    assert!(seen.iter().all(|s| !s.path.contains("configmaps")), "memory untouched");
+}
+
+#[tokio::test]
+async fn a_proposal_replaced_by_an_edit_is_superseded() {
+    let original = seen_proposal(None, "2026-11-20T11:00:00Z");
+    let mut edit = serde_json::to_value(proposal(None)).unwrap();
+    edit["metadata"]["name"] = json!("support-1-edit");
+    edit["spec"]["source"] = json!({"supersedes": "support-1"});
+    let caches = Caches::holding(
+        vec![agent()],
+        vec![original.clone(), serde_json::from_value(edit).unwrap()],
+        Vec::new(),
+    );
+    let (ctx, handle) = test_context_with(caches);
+    let script = vec![
+        Expect::patch_status(format!("{PROPOSALS}/support-1/status"), &original),
+        Expect::event("team"),
+    ];
+    let (result, seen) = run_scripted(handle, script, memory_proposal::reconcile(Arc::new(original), ctx)).await;
+    result.unwrap();
+    assert_eq!(seen[0].body["status"]["phase"], "Superseded");
+    assert!(
+        condition(&seen[0].body, "Applied")["message"]
+            .as_str()
+            .unwrap()
+            .contains("support-1-edit")
+    );
+    assert_eq!(seen[1].body["reason"], "Superseded");
 }

@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 
 use super::Caches;
 use super::dream_schedule::{self, runs::expired_jobs};
-use super::test_support::{Expect, NOW, Seen, condition, run_scripted, test_context_with};
+use super::test_support::{
+    Expect, NOW, Seen, assert_status_patch, condition, run_scripted, test_context, test_context_with,
+};
 use crate::api::{Agent, DreamSchedule};
 
 const SCHEDULES: &str = "/apis/reverie.dev/v1alpha1/namespaces/team/dreamschedules";
@@ -507,6 +509,69 @@ async fn a_failed_pass_is_told_once_even_when_the_first_status_write_fails() {
     result.unwrap();
     assert_eq!(seen.len(), 0, "no pod read, no write, no event");
     assert!(!ctx.metrics.encode().contains(FAILED_COUNTED));
+}
+
+/// A new schedule (no status yet) with exactly `spec`.
+fn new_schedule(spec: Value) -> DreamSchedule {
+    serde_json::from_value(json!({
+        "apiVersion": "reverie.dev/v1alpha1", "kind": "DreamSchedule",
+        "metadata": {"name": "nightly", "namespace": "team", "generation": 1, "uid": "u-2"},
+        "spec": spec
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn valid_schedule_checks_its_agents_and_is_ready() {
+    let (ctx, handle) = test_context_with(holding(true, vec![]));
+    let nightly =
+        new_schedule(json!({"schedule": "0 3 * * *", "timeZone": "Europe/Paris", "agents": {"names": ["support"]}}));
+    let script = vec![
+        Expect::patch_status(format!("{SCHEDULES}/nightly/status"), &nightly),
+        Expect::event("team"),
+    ];
+    let (result, seen) = run_scripted(handle, script, dream_schedule::reconcile(Arc::new(nightly), ctx)).await;
+    result.unwrap();
+    assert_status_patch(&seen[0], &format!("{SCHEDULES}/nightly/status"));
+    assert_eq!(condition(&seen[0].body, "Ready")["status"], "True");
+    assert_eq!(seen[0].body["status"]["observedGeneration"], 1);
+    assert_eq!(seen[1].body["reason"], "Accepted");
+}
+
+#[tokio::test]
+async fn bad_cron_is_reported_without_looking_anything_up() {
+    let (ctx, handle) = test_context();
+    let broken = new_schedule(json!({"schedule": "61 * * * *", "agents": {"names": ["support"]}}));
+    let script = vec![
+        Expect::patch_status(format!("{SCHEDULES}/nightly/status"), &broken),
+        Expect::event("team"),
+    ];
+    let (result, seen) = run_scripted(handle, script, dream_schedule::reconcile(Arc::new(broken), ctx)).await;
+    result.unwrap();
+    assert_eq!(seen[1].body["reason"], "InvalidSchedule");
+    let accepted = condition(&seen[0].body, "Accepted");
+    assert_eq!(accepted["reason"], "InvalidSchedule");
+    assert!(accepted["message"].as_str().unwrap().contains("61 * * * *"));
+}
+
+#[tokio::test]
+async fn missing_reflector_secret_is_named() {
+    let (ctx, handle) = test_context_with(holding(true, vec![]));
+    let with_model = new_schedule(json!({
+        "schedule": "@daily", "agents": {"names": ["support"]},
+        "reflector": {"provider": "anthropic", "model": "claude", "apiKeySecretRef": {"name": "anthropic", "key": "api-key"}}
+    }));
+    let script = vec![
+        Expect::not_found("/api/v1/namespaces/team/secrets/anthropic"),
+        Expect::patch_status(format!("{SCHEDULES}/nightly/status"), &with_model),
+        Expect::event("team"),
+    ];
+    let (result, seen) = run_scripted(handle, script, dream_schedule::reconcile(Arc::new(with_model), ctx)).await;
+    result.unwrap();
+    let ready = condition(&seen[1].body, "Ready");
+    assert_eq!(ready["reason"], "SecretNotFound");
+    assert!(ready["message"].as_str().unwrap().contains("team/anthropic"));
+    assert_eq!(condition(&seen[1].body, "Accepted")["status"], "True");
 }
 
 mod plans {

@@ -177,3 +177,14 @@ pub fn condition<'a>(patch: &'a Value, type_: &str) -> &'a Value {
         .and_then(|conditions| conditions.iter().find(|c| c["type"] == type_))
         .unwrap_or_else(|| panic!("no {type_} condition in {patch}"))
 }
+
+/// Asserts `seen` is the server-side apply of a status at `path`, as reverie's field manager.
+pub fn assert_status_patch(seen: &Seen, path: &str) {
+    assert_eq!(seen.method, Method::PATCH);
+    assert_eq!(seen.path, path);
+    assert!(
+        seen.query.contains("fieldManager=reverie") && seen.query.contains("force=true"),
+        "{}",
+        seen.query
+    );
+}
