@@ -3,8 +3,7 @@
 //! that records the request, for GitHub, GitLab and Gitea; failures name what failed.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -17,29 +16,9 @@ use serde_json::{Value, json};
 use reverie::api::MemoryProposal;
 use reverie::api::dream_schedule::{Forge, ForgeType, GitAuthor, GitOutput};
 use reverie::gitops::{self, CONTENT_DIGEST_ANNOTATION, Credentials, GitOpsError, GitTarget, Token, manifest};
+use reverie_api::test_support::git::{bare_repository, git, seed_main};
 
 const TOKEN: &str = "s3cr3t-t0ken";
-
-/// Runs `git` in `dir` without any user configuration and returns its trimmed stdout.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "seed")
-        .env("GIT_AUTHOR_EMAIL", "seed@example.com")
-        .env("GIT_COMMITTER_NAME", "seed")
-        .env("GIT_COMMITTER_EMAIL", "seed@example.com")
-        .output()
-        .expect("git runs");
-    assert!(
-        output.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_string()
-}
 
 /// A bare repository with one commit on `main`, and its `file://` URL.
 struct Remote {
@@ -51,18 +30,9 @@ struct Remote {
 impl Remote {
     fn new(seeded: bool) -> Remote {
         let dir = tempfile::tempdir().unwrap();
-        let bare = dir.path().join("origin.git");
-        git(
-            dir.path(),
-            &["init", "--quiet", "--bare", "--initial-branch=main", "origin.git"],
-        );
+        let bare = bare_repository(dir.path());
         if seeded {
-            let seed = dir.path().join("seed");
-            git(dir.path(), &["init", "--quiet", "--initial-branch=main", "seed"]);
-            std::fs::write(seed.join("README.md"), "agents\n").unwrap();
-            git(&seed, &["add", "README.md"]);
-            git(&seed, &["commit", "--quiet", "-m", "seed"]);
-            git(&seed, &["push", "--quiet", bare.to_str().unwrap(), "main"]);
+            seed_main(&bare);
         }
         let work = dir.path().join("work");
         std::fs::create_dir(&work).unwrap();

@@ -11,27 +11,8 @@ use kube::api::{Patch, PatchParams};
 use reverie::api::memory_proposal::Phase;
 use reverie::api::{Agent, DreamSchedule, MemoryProposal};
 use reverie_e2e::{OperatorProcess, TestNamespace, apply, client, has_condition, install_crds, wait_for};
+use reverie_api::test_support::git::git;
 use serde_json::{Value, json};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "seed")
-        .env("GIT_AUTHOR_EMAIL", "seed@example.com")
-        .env("GIT_COMMITTER_NAME", "seed")
-        .env("GIT_COMMITTER_EMAIL", "seed@example.com")
-        .output()
-        .expect("git runs");
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
 
 /// Where the test keeps its repositories and sessions: outside /tmp (the clone itself may be
 /// there), because dream pods get their own /tmp.
@@ -45,17 +26,8 @@ fn bare_repository(name: &str) -> PathBuf {
     let root = scratch().join(name);
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
-    git(
-        &root,
-        &["init", "--quiet", "--bare", "--initial-branch=main", "origin.git"],
-    );
-    let seed = root.join("seed");
-    git(&root, &["init", "--quiet", "--initial-branch=main", "seed"]);
-    std::fs::write(seed.join("README.md"), "memory proposals\n").unwrap();
-    git(&seed, &["add", "README.md"]);
-    git(&seed, &["commit", "--quiet", "-m", "seed"]);
-    let origin = root.join("origin.git");
-    git(&seed, &["push", "--quiet", origin.to_str().unwrap(), "main"]);
+    let origin = reverie_api::test_support::git::bare_repository(&root);
+    reverie_api::test_support::git::seed_main(&origin);
     origin
 }
 
