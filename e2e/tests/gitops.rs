@@ -3,15 +3,18 @@
 //! `spec.approval` in that manifest and "merges"; `kubectl apply -f` brings it into the cluster
 //! as Argo CD or Flux would; the operator applies it. A manifest edited on the way is refused.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams};
 use reverie::api::memory_proposal::Phase;
 use reverie::api::{Agent, DreamSchedule, MemoryProposal};
-use reverie_e2e::{OperatorProcess, TestNamespace, apply, client, has_condition, install_crds, wait_for};
+use reverie_api::test_support::DreamScheduleBuilder;
 use reverie_api::test_support::git::git;
+use reverie_e2e::{
+    OperatorProcess, TestNamespace, apply, client, dreaming_agent, has_condition, install_crds, kubectl_apply,
+    wait_for, wait_phase,
+};
 use serde_json::{Value, json};
 
 /// Where the test keeps its repositories and sessions: outside /tmp (the clone itself may be
@@ -37,19 +40,6 @@ fn sessions_copy(name: &str) -> PathBuf {
     reverie_e2e::copy_example_sessions(&scratch().join(format!("{name}-sessions")))
 }
 
-fn kubectl_apply(namespace: &str, path: &Path) {
-    let output = Command::new("kubectl")
-        .args(["apply", "-n", namespace, "-f"])
-        .arg(path)
-        .output()
-        .expect("kubectl is installed by e2e/cluster/install-deps.sh");
-    assert!(
-        output.status.success(),
-        "kubectl apply: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 #[tokio::test]
 async fn a_dream_pushed_to_git_and_merged_approved_is_applied() {
     let client = client().await;
@@ -62,22 +52,17 @@ async fn a_dream_pushed_to_git_and_merged_approved_is_applied() {
     let origin = bare_repository(&ns.name);
     let sessions = sessions_copy(&ns.name);
 
-    let support: Agent = serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "support"},
-        "spec": {"model": "claude", "instructions": "Help customers with billing.",
-                 "sessions": {"hostPath": {"path": sessions}}}
-    }))
-    .unwrap();
-    apply(&agents, &support).await.unwrap();
+    apply(&agents, &dreaming_agent("support", &sessions)).await.unwrap();
     wait_for(&agents, "support", "MemoryReady", has_condition("MemoryReady", "True"))
         .await
         .unwrap();
-    let schedule: DreamSchedule = serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "DreamSchedule", "metadata": {"name": "nightly"},
-        "spec": {"schedule": "0 3 * * *", "agents": {"names": ["support"]},
-                 "output": {"git": {"repository": format!("file://{}", origin.display()), "path": "proposals"}}}
-    }))
-    .unwrap();
+    let repository = format!("file://{}", origin.display());
+    let schedule = DreamScheduleBuilder::new("nightly")
+        .spec(|spec| {
+            spec.output =
+                serde_json::from_value(json!({"git": {"repository": repository, "path": "proposals"}})).unwrap()
+        })
+        .build();
     apply(&schedules, &schedule).await.unwrap();
     wait_for(&schedules, "nightly", "Ready", has_condition("Ready", "True"))
         .await
@@ -130,13 +115,9 @@ async fn a_dream_pushed_to_git_and_merged_approved_is_applied() {
         .to_string();
     manifest["spec"]["approval"] = json!({"decision": "Approved", "reviewer": "ana", "digest": digest});
     std::fs::write(&file, serde_yaml::to_string(&manifest).unwrap()).unwrap();
-    kubectl_apply(&ns.name, &file);
+    kubectl_apply(&ns.name, &file).unwrap();
 
-    let applied = wait_for(&proposals, &name, "Applied", |p: Option<&MemoryProposal>| {
-        p.and_then(|p| p.status.as_ref()?.phase) == Some(Phase::Applied)
-    })
-    .await
-    .unwrap();
+    let applied = wait_phase(&proposals, &name, Phase::Applied).await.unwrap();
     assert_eq!(applied.status.unwrap().applied_revision, Some(2));
     let memory = ns.api::<ConfigMap>().get("support-memory").await.unwrap();
     let first_change = manifest["spec"]["changes"][0]["after"].as_str().unwrap().to_string();
@@ -146,7 +127,7 @@ async fn a_dream_pushed_to_git_and_merged_approved_is_applied() {
     manifest["metadata"]["name"] = json!(format!("{name}-edited"));
     manifest["spec"]["summary"] = json!("Edited in the pull request.");
     std::fs::write(&file, serde_yaml::to_string(&manifest).unwrap()).unwrap();
-    kubectl_apply(&ns.name, &file);
+    kubectl_apply(&ns.name, &file).unwrap();
     let refused = wait_for(
         &proposals,
         &format!("{name}-edited"),
