@@ -11,18 +11,17 @@ use reverie::api::MemoryProposal;
 use reverie::api::dream_schedule::GitOutput;
 use reverie::gitops::{self, Credentials, GitOpsError, GitTarget, KNOWN_HOSTS_KEY, SSH_PRIVATE_KEY};
 use reverie_api::test_support::git::{bare_repository, git, seed_main};
+use reverie_api::test_support::{MemoryProposalBuilder, lesson};
 
 const KEY: &str = "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n-----END OPENSSH PRIVATE KEY-----";
 
 fn proposal() -> MemoryProposal {
-    serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "MemoryProposal",
-        "metadata": {"name": "p1", "namespace": "team"},
-        "spec": {"agentRef": {"name": "support"}, "baseRevision": 1, "baseDigest": "",
-            "summary": "One lesson", "changes": [{"op": "Add", "section": "lessons", "after": "x",
-            "evidence": {"count": 3}}]}
-    }))
-    .unwrap()
+    MemoryProposalBuilder::new("p1")
+        .namespace("team")
+        .base(1, "")
+        .summary("One lesson")
+        .change(lesson("x", 3, &[]))
+        .build()
 }
 
 #[tokio::test]
