@@ -5,8 +5,10 @@
 //! - `session_reading/stream_count`: `sessions::stream` with a visitor that counts records.
 //! - `session_discovery/discover`: finding and selecting the sessions (first lines only).
 //!
-//! The corpus is generated once per run into a temporary directory (removed at the end), at
-//! `REVERIE_BENCH_CORPUS_MB` megabytes (default 64). Run:
+//! The corpus is reverie-dev's volume preset (`reverie-dev gen-sessions --volume`), generated
+//! once per run into a temporary directory (removed at the end), at about
+//! `REVERIE_BENCH_CORPUS_MB` megabytes (default 64); the memory compacted is reverie-dev's
+//! too (`reverie_dev::memories`). Run:
 //! `cargo bench --bench dream -- --warm-up-time 1 --measurement-time 5`.
 //!
 //! On Linux the bench also prints the peak resident memory of the streaming benchmark alone
@@ -15,228 +17,29 @@
 
 use std::fs::{self, File};
 use std::hint::black_box;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use jiff::{SignedDuration, Timestamp};
 use reverie::dream::model::{DreamSettings, ReadStats, Record, SessionMeta, SessionVisitor};
 use reverie::dream::sessions::{Selection, discover, stream};
-use serde_json::json;
+use reverie_dev::memories;
+use reverie_dev::synth::{self, SynthConfig};
 
 const DEFAULT_CORPUS_MB: u64 = 64;
 
-/// Deterministic generator (splitmix64): every run benchmarks the same corpus.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-}
-
+/// The agents of the corpus, one folder each (the collective benchmark pools them).
 const AGENTS: [&str; 4] = ["support-bot", "billing-assistant", "release-helper", "research-analyst"];
-const TOOLS: [&str; 8] = [
-    "lookup_account",
-    "search_docs",
-    "create_ticket",
-    "update_subscription",
-    "run_query",
-    "send_email",
-    "kubectl",
-    "read_file",
-];
-const USER_SENTENCES: [&str; 14] = [
-    "I want to cancel my plan, it is too expensive for us right now.",
-    "Can you check why invoice {n} was charged twice?",
-    "Please never schedule calls before 10am, I have told you this before.",
-    "The dashboard shows \"error 502\" again since this morning.",
-    "Always answer in German when the customer writes in German.",
-    "My email is jane.doe{n}@example.com and the account id is {n}.",
-    "Why did the deploy of v1.{n}.2 fail? It worked yesterday.",
-    "Prefer short answers — bullet points are fine.",
-    "Could you summarise the last three tickets for the billing team?",
-    "Don't refund more than $200 without asking me first.",
-    "Ich möchte meine Rechnung über 1.234,56 € prüfen lassen.",
-    "Run the quarterly revenue report and compare it with Q{n}.",
-    "The export has a broken path: C:\\Users\\data\\export_{n}.csv",
-    "Thanks, that solved it 🎉",
-];
-const ASSISTANT_SENTENCES: [&str; 16] = [
-    "I looked up the account and found the subscription you mentioned.",
-    "The invoice {n} was generated twice because the payment retry ran after a timeout.",
-    "Here is what I found in the documentation for this case.",
-    "I have created ticket T-{n} and assigned it to the billing team.",
-    "Before I cancel the plan, could you confirm that you want to keep your data export?",
-    "The deployment failed because the readiness probe on port 8080 timed out after {n}s.",
-    "To fix this, update the `values.yaml` so that `replicas: 3` and re-run the rollout.",
-    "According to the policy, refunds above $200 need a team lead's approval.",
-    "I could not find an account with that email; the billing id is what the system expects.",
-    "Revenue for the quarter was 1.2M, up {n}% from the previous one.",
-    "Let me check the logs of the last {n} minutes.",
-    "The customer prefers \"formal\" German, so I used Sie throughout.",
-    "Summary: the decision is made, two questions remain open, and Alex owns the follow-up.",
-    "I'll schedule the call for 10:30 in your time zone.",
-    "The query returned {n} rows; the top three are listed below.",
-    "Nothing else is needed from your side — the change is live.",
-];
-const CODE: [&str; 3] = [
-    "```rust\nfn main() {\n    println!(\"hello {}\", name);\n}\n```",
-    "```sql\nSELECT id, total FROM invoices WHERE status = 'paid' AND total > 100;\n```",
-    "```yaml\nspec:\n  replicas: 3\n  template:\n    metadata:\n      labels: {app: \"web\"}\n```",
-];
-const ERRORS: [&str; 6] = [
-    "account {n} not found: use the billing id, not the email",
-    "timeout after 30s while calling https://api.internal/v1/accounts/{n}",
-    "permission denied: role \"viewer\" cannot update subscriptions",
-    "rate limited (429), retry after {n} ms",
-    "invalid query: column \"revenu\" does not exist",
-    "Error from server (NotFound): deployments.apps \"web-{n}\" not found",
-];
-const FEEDBACK: [&str; 5] = [
-    "Please never schedule calls before 10am",
-    "Too long, keep it under five sentences.",
-    "Great answer, exactly what I needed.",
-    "Always use the billing id for account lookups.",
-    "Don't promise refunds before checking the policy.",
-];
 
-fn fill(rng: &mut Rng, template: &str) -> String {
-    template.replace("{n}", &(rng.below(90_000) + 100).to_string())
-}
-
-/// `min` to `min + spread - 1` sentences from `pool`, sometimes split into paragraphs.
-fn sentences(rng: &mut Rng, pool: &[&str], min: usize, spread: usize) -> String {
-    let count = min + rng.below(spread);
-    let mut text = String::new();
-    for i in 0..count {
-        if i > 0 {
-            text.push_str(if rng.chance(15) { "\n\n" } else { " " });
-        }
-        let template = rng.pick(pool);
-        text.push_str(&fill(rng, template));
-    }
-    text
-}
-
-fn assistant_text(rng: &mut Rng) -> String {
-    let mut text = sentences(rng, &ASSISTANT_SENTENCES, 2, 14);
-    if rng.chance(20) {
-        text.push_str("\n\n");
-        text.push_str(rng.pick(&CODE));
-    }
-    text
-}
-
-fn tool_input(rng: &mut Rng, tool: &str) -> serde_json::Value {
-    match tool {
-        "lookup_account" => json!({"email": fill(rng, "customer{n}@example.com"), "include": ["plan", "invoices"]}),
-        "run_query" => {
-            json!({"sql": fill(rng, "SELECT * FROM events WHERE account_id = {n} LIMIT 50"), "timeout_s": 30})
-        }
-        "kubectl" => json!({"args": ["rollout", "status", fill(rng, "deploy/web-{n}"), "-n", "prod"]}),
-        "read_file" => json!({"path": fill(rng, "src/billing/invoice_{n}.rs"), "range": [1, 200]}),
-        _ => json!({"query": sentences(rng, &USER_SENTENCES, 1, 1), "limit": 10}),
-    }
-}
-
-/// Writes one session: a header, then turns of user message, tool calls and results, assistant
-/// message; sometimes feedback; usually an outcome.
-fn write_session(
-    out: &mut impl Write,
-    rng: &mut Rng,
-    id: &str,
-    agent: &str,
-    started: Timestamp,
-) -> std::io::Result<()> {
-    let mut at = started;
-    let mut tick = |rng: &mut Rng| {
-        at += SignedDuration::from_secs(1 + rng.below(40) as i64);
-        at.to_string()
-    };
-    line(
-        out,
-        json!({"type": "session", "id": id, "agent": agent, "started": started.to_string(),
-               "labels": {"tier": rng.pick(&["free", "pro", "enterprise"]), "project": rng.pick(&["billing", "web", "data"])}}),
-    )?;
-    let turns = 2 + rng.below(12);
-    for _ in 0..turns {
-        line(
-            out,
-            json!({"type": "message", "ts": tick(rng), "role": "user", "text": sentences(rng, &USER_SENTENCES, 1, 4)}),
-        )?;
-        for _ in 0..rng.below(4) {
-            let tool = rng.pick(&TOOLS);
-            line(
-                out,
-                json!({"type": "tool_call", "ts": tick(rng), "name": tool, "input": tool_input(rng, tool)}),
-            )?;
-            if rng.chance(12) {
-                let error = rng.pick(&ERRORS);
-                line(
-                    out,
-                    json!({"type": "tool_result", "ts": tick(rng), "name": tool, "ok": false, "error": fill(rng, error)}),
-                )?;
-            } else {
-                line(
-                    out,
-                    json!({"type": "tool_result", "ts": tick(rng), "name": tool, "ok": true, "output": sentences(rng, &ASSISTANT_SENTENCES, 1, 10)}),
-                )?;
-            }
-        }
-        line(
-            out,
-            json!({"type": "message", "ts": tick(rng), "role": "assistant", "text": assistant_text(rng)}),
-        )?;
-    }
-    if rng.chance(25) {
-        let from = rng.pick(&["user", "user", "reviewer", "grader"]);
-        let rating = if from == "grader" {
-            json!(rng.below(101) as f64 / 100.0)
-        } else {
-            json!(rng.below(3) as i64 - 1)
-        };
-        line(
-            out,
-            json!({"type": "feedback", "ts": tick(rng), "from": from, "rating": rating, "text": rng.pick(&FEEDBACK)}),
-        )?;
-    }
-    if rng.chance(80) {
-        line(
-            out,
-            json!({"type": "outcome", "ts": tick(rng), "success": rng.chance(70), "score": rng.below(101) as f64 / 100.0, "labels": ["resolved"]}),
-        )?;
-    }
-    Ok(())
-}
-
-fn line(out: &mut impl Write, value: serde_json::Value) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, &value)?;
-    out.write_all(b"\n")
-}
+/// About how many bytes a session of reverie-dev's volume preset has, to size the corpus.
+const VOLUME_SESSION_BYTES: u64 = 4_000;
 
 /// The generated transcripts; the directory is removed when dropped.
 struct Corpus {
     dir: PathBuf,
-    files: Vec<PathBuf>,
+    sessions: u64,
     bytes: u64,
 }
 
@@ -246,33 +49,28 @@ impl Drop for Corpus {
     }
 }
 
-/// Generates at least `megabytes` of transcripts in `agent/day/s-N.jsonl` folders.
+/// Generates about `megabytes` of transcripts with reverie-dev's volume preset, one folder per
+/// agent, every line readable (no malformed lines, no gzip) so the baseline parses what the
+/// reader reads.
 fn generate(megabytes: u64) -> Corpus {
     let dir = std::env::temp_dir().join(format!("reverie-bench-dream-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
-    let target = megabytes * 1_000_000;
-    let mut rng = Rng(0x5EED);
+    let per_agent = (megabytes * 1_000_000 / VOLUME_SESSION_BYTES / AGENTS.len() as u64).max(1);
     let mut corpus = Corpus {
         dir,
-        files: Vec::new(),
+        sessions: 0,
         bytes: 0,
     };
-    let origin: Timestamp = "2026-09-01T00:00:00Z".parse().expect("valid");
-    let mut n = 0u64;
-    while corpus.bytes < target {
-        let agent = rng.pick(&AGENTS);
-        let started = origin + SignedDuration::from_secs((n * 600 + rng.below(600) as u64) as i64);
-        let folder = corpus.dir.join(agent).join(started.strftime("%Y-%m-%d").to_string());
-        fs::create_dir_all(&folder).expect("create corpus folder");
-        let id = format!("s-{n:07}");
-        let path = folder.join(format!("{id}.jsonl"));
-        let mut out = BufWriter::with_capacity(256 * 1024, File::create(&path).expect("create transcript"));
-        write_session(&mut out, &mut rng, &id, agent, started).expect("write transcript");
-        out.flush().expect("flush transcript");
-        drop(out);
-        corpus.bytes += fs::metadata(&path).expect("written").len();
-        corpus.files.push(path);
-        n += 1;
+    for (index, agent) in AGENTS.iter().enumerate() {
+        let config = SynthConfig {
+            agent: (*agent).to_string(),
+            malformed_fraction: 0.0,
+            gzip_fraction: 0.0,
+            ..SynthConfig::volume(0x5EED + index as u64, per_agent as usize)
+        };
+        let truth = synth::generate(&config, &corpus.dir.join(agent)).expect("generate the corpus");
+        corpus.sessions += truth.session_count;
+        corpus.bytes += truth.bytes_written;
     }
     corpus
 }
@@ -310,11 +108,11 @@ impl SessionVisitor for CountRecords {
 }
 
 /// The baseline: split lines as the reader does and parse each into a `serde_json::Value`.
-fn parse_only_value(files: &[PathBuf]) -> u64 {
+fn parse_only_value(sessions: &[SessionMeta]) -> u64 {
     let mut line = Vec::with_capacity(64 * 1024);
     let mut values = 0;
-    for path in files {
-        let mut input = BufReader::with_capacity(256 * 1024, File::open(path).expect("open"));
+    for session in sessions {
+        let mut input = BufReader::with_capacity(256 * 1024, File::open(&session.path).expect("open"));
         loop {
             line.clear();
             if input.read_until(b'\n', &mut line).expect("read") == 0 {
@@ -358,8 +156,8 @@ fn session_reading(c: &mut Criterion) {
     let corpus = generate(megabytes);
     let selection = discover(&corpus.dir, &settings()).expect("discover the corpus");
     assert_eq!(
-        selection.sessions.len(),
-        corpus.files.len(),
+        selection.sessions.len() as u64,
+        corpus.sessions,
         "every generated file is a session"
     );
     let mut check = CountRecords::default();
@@ -368,7 +166,7 @@ fn session_reading(c: &mut Criterion) {
     assert_eq!(stats.lines_skipped, 0);
     eprintln!(
         "corpus: {} sessions, {:.1} MB, {} lines, {} records",
-        corpus.files.len(),
+        corpus.sessions,
         corpus.bytes as f64 / 1e6,
         stats.lines_read,
         check.records
@@ -379,7 +177,7 @@ fn session_reading(c: &mut Criterion) {
         .sample_size(10)
         .sampling_mode(SamplingMode::Flat)
         .throughput(Throughput::Bytes(corpus.bytes));
-    group.bench_function("parse_only_value", |b| b.iter(|| parse_only_value(&corpus.files)));
+    group.bench_function("parse_only_value", |b| b.iter(|| parse_only_value(&selection.sessions)));
 
     let peak = PeakMemory::reset();
     bench_visitor(&mut group, "stream_count", &selection, CountRecords::default);
@@ -419,9 +217,7 @@ fn session_reading(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("session_discovery");
-    group
-        .sample_size(10)
-        .throughput(Throughput::Elements(corpus.files.len() as u64));
+    group.sample_size(10).throughput(Throughput::Elements(corpus.sessions));
     group.bench_function("discover", |b| {
         b.iter(|| discover(&corpus.dir, &settings()).expect("discover"))
     });
@@ -462,44 +258,9 @@ fn status_kb(field: &str) -> Option<u64> {
     line.trim().trim_end_matches("kB").trim().parse().ok()
 }
 
-/// A memory of about `tokens` estimated tokens: lessons with evidence, spread over a year.
-fn large_memory(tokens: usize) -> reverie::memory::MemoryDocument {
-    use reverie::memory::document::{Entry, EntryKind, Evidence};
-    let start: Timestamp = "2025-11-20T00:00:00Z".parse().unwrap();
-    let mut doc =
-        reverie::memory::MemoryDocument::with_instructions("Help customers with billing questions.", &[], start);
-    let mut rng = Rng(7);
-    let mut i = 0u64;
-    while reverie::memory::tokens::loaded_tokens("bench", &doc) < tokens {
-        for _ in 0..200 {
-            let created = start + SignedDuration::from_hours(rng.below(24 * 360) as i64);
-            let section = ["lessons", "preferences", "workflows", "facts"][rng.below(4)];
-            doc.section_mut(section).entries.push(Entry {
-                id: format!("entry-{i}"),
-                text: sentences(&mut rng, &ASSISTANT_SENTENCES, 1, 2),
-                kind: EntryKind::Lesson,
-                evidence: Evidence {
-                    count: 1 + rng.below(20) as u32,
-                    first_seen: Some(created),
-                    last_seen: Some(created),
-                    sessions: vec![format!("s-{i}")],
-                    ..Evidence::default()
-                },
-                provenance: None,
-                created,
-                reinforced: Some(created),
-                pinned: false,
-            });
-            i += 1;
-        }
-    }
-    doc.normalize();
-    doc
-}
-
 /// Compaction of a 180k-token memory to a 50k-token budget (curation with no new lessons).
 fn compaction(c: &mut Criterion) {
-    let memory = large_memory(180_000);
+    let memory = memories::lessons_of_tokens("bench", 180_000, 7);
     let settings = DreamSettings {
         max_tokens: 50_000,
         stale_after: std::time::Duration::from_secs(10 * 365 * 86_400),

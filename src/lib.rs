@@ -20,3 +20,5 @@ pub mod operator;
 pub mod reflectors;
 pub mod store;
 pub mod telemetry;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;

@@ -1,45 +1,20 @@
 //! GitOps output: a proposal is pushed to a real (local, bare) Git repository over `file://`
 //! and read back with the `git` program; the pull request is opened against a local mock forge
-//! that records the request, for GitHub, GitLab and Gitea; failures name what failed.
+//! (the crate's loopback server) that records the request, for GitHub, GitLab and Gitea;
+//! failures name what failed.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
 
-use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::Response;
+use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use reverie::api::MemoryProposal;
 use reverie::api::dream_schedule::{Forge, ForgeType, GitAuthor, GitOutput};
 use reverie::gitops::{self, CONTENT_DIGEST_ANNOTATION, Credentials, GitOpsError, GitTarget, Token, manifest};
+use reverie::test_support::{LoopbackServer, Seen};
+use reverie_api::test_support::git::{bare_repository, git, seed_main};
 
 const TOKEN: &str = "s3cr3t-t0ken";
-
-/// Runs `git` in `dir` without any user configuration and returns its trimmed stdout.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "seed")
-        .env("GIT_AUTHOR_EMAIL", "seed@example.com")
-        .env("GIT_COMMITTER_NAME", "seed")
-        .env("GIT_COMMITTER_EMAIL", "seed@example.com")
-        .output()
-        .expect("git runs");
-    assert!(
-        output.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_string()
-}
 
 /// A bare repository with one commit on `main`, and its `file://` URL.
 struct Remote {
@@ -51,18 +26,9 @@ struct Remote {
 impl Remote {
     fn new(seeded: bool) -> Remote {
         let dir = tempfile::tempdir().unwrap();
-        let bare = dir.path().join("origin.git");
-        git(
-            dir.path(),
-            &["init", "--quiet", "--bare", "--initial-branch=main", "origin.git"],
-        );
+        let bare = bare_repository(dir.path());
         if seeded {
-            let seed = dir.path().join("seed");
-            git(dir.path(), &["init", "--quiet", "--initial-branch=main", "seed"]);
-            std::fs::write(seed.join("README.md"), "agents\n").unwrap();
-            git(&seed, &["add", "README.md"]);
-            git(&seed, &["commit", "--quiet", "-m", "seed"]);
-            git(&seed, &["push", "--quiet", bare.to_str().unwrap(), "main"]);
+            seed_main(&bare);
         }
         let work = dir.path().join("work");
         std::fs::create_dir(&work).unwrap();
@@ -234,66 +200,12 @@ async fn a_forge_without_a_token_fails_before_pushing() {
 
 // ---- the mock forge ----
 
-#[derive(Clone, Debug)]
-struct Received {
-    method: Method,
-    path: String,
-    headers: HeaderMap,
-    body: Value,
+/// A forge that answers every request with `status` and `answer`: the crate's loopback server.
+fn mock_forge(status: StatusCode, answer: Value) -> LoopbackServer {
+    LoopbackServer::start(move |_| (status, answer.clone()))
 }
 
-#[derive(Clone)]
-struct Forged {
-    status: StatusCode,
-    answer: Value,
-    received: Arc<Mutex<Vec<Received>>>,
-}
-
-struct MockForge {
-    addr: SocketAddr,
-    state: Forged,
-}
-
-impl MockForge {
-    async fn start(status: StatusCode, answer: Value) -> MockForge {
-        let state = Forged {
-            status,
-            answer,
-            received: Arc::default(),
-        };
-        let app = Router::new().fallback(answer_request).with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        MockForge { addr, state }
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.state.received.lock().unwrap().clone()
-    }
-}
-
-async fn answer_request(
-    State(state): State<Forged>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    state.received.lock().unwrap().push(Received {
-        method,
-        path: uri.path().to_string(),
-        headers,
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-    });
-    Response::builder()
-        .status(state.status)
-        .header("content-type", "application/json")
-        .body(Body::from(state.answer.to_string()))
-        .unwrap()
-}
-
-fn header<'a>(request: &'a Received, name: &str) -> &'a str {
+fn header<'a>(request: &'a Seen, name: &str) -> &'a str {
     request
         .headers
         .get(name)
@@ -318,14 +230,13 @@ fn assert_review_body(body: &str) {
 #[tokio::test]
 async fn github_gets_one_pull_request_with_the_review_diff() {
     let remote = Remote::new(true);
-    let forge = MockForge::start(
+    let forge = mock_forge(
         StatusCode::CREATED,
         json!({"number": 7, "html_url": "https://github.example/acme/agents/pull/7"}),
-    )
-    .await;
+    );
     let settings = Forge {
         type_: ForgeType::GitHub,
-        api_url: Some(format!("http://{}/api/v3/", forge.addr)),
+        api_url: Some(format!("{}/api/v3/", forge.url())),
         project: Some("acme/agents".into()),
     };
     let published = gitops::publish(&remote.target(Some(settings), Some(TOKEN)), &proposal())
@@ -339,7 +250,7 @@ async fn github_gets_one_pull_request_with_the_review_diff() {
             .contains("opened pull request https://github.example/acme/agents/pull/7")
     );
 
-    let received = forge.received();
+    let received = forge.requests();
     assert_eq!(received.len(), 1);
     let request = &received[0];
     assert_eq!(request.method, Method::POST);
@@ -362,14 +273,13 @@ async fn github_gets_one_pull_request_with_the_review_diff() {
 #[tokio::test]
 async fn gitlab_gets_one_merge_request_on_the_encoded_project() {
     let remote = Remote::new(true);
-    let forge = MockForge::start(
+    let forge = mock_forge(
         StatusCode::CREATED,
         json!({"iid": 3, "web_url": "https://gitlab.example/platform/ai/agents/-/merge_requests/3"}),
-    )
-    .await;
+    );
     let settings = Forge {
         type_: ForgeType::GitLab,
-        api_url: Some(format!("http://{}/api/v4", forge.addr)),
+        api_url: Some(format!("{}/api/v4", forge.url())),
         project: Some("platform/ai/agents".into()),
     };
     let published = gitops::publish(&remote.target(Some(settings), Some(TOKEN)), &proposal())
@@ -379,7 +289,7 @@ async fn gitlab_gets_one_merge_request_on_the_encoded_project() {
         published.pull_request.unwrap().url.as_deref(),
         Some("https://gitlab.example/platform/ai/agents/-/merge_requests/3")
     );
-    let received = forge.received();
+    let received = forge.requests();
     assert_eq!(received.len(), 1);
     let request = &received[0];
     assert_eq!(request.method, Method::POST);
@@ -401,14 +311,13 @@ async fn gitlab_gets_one_merge_request_on_the_encoded_project() {
 #[tokio::test]
 async fn gitea_gets_one_pull_request_with_token_auth() {
     let remote = Remote::new(true);
-    let forge = MockForge::start(
+    let forge = mock_forge(
         StatusCode::CREATED,
         json!({"number": 12, "html_url": "https://gitea.example/acme/agents/pulls/12"}),
-    )
-    .await;
+    );
     let settings = Forge {
         type_: ForgeType::Gitea,
-        api_url: Some(format!("http://{}/api/v1", forge.addr)),
+        api_url: Some(format!("{}/api/v1", forge.url())),
         project: Some("acme/agents".into()),
     };
     let published = gitops::publish(&remote.target(Some(settings), Some(TOKEN)), &proposal())
@@ -418,7 +327,7 @@ async fn gitea_gets_one_pull_request_with_token_auth() {
         published.pull_request.unwrap().url.as_deref(),
         Some("https://gitea.example/acme/agents/pulls/12")
     );
-    let received = forge.received();
+    let received = forge.requests();
     assert_eq!(received.len(), 1);
     let request = &received[0];
     assert_eq!(request.method, Method::POST);
@@ -432,14 +341,13 @@ async fn gitea_gets_one_pull_request_with_token_auth() {
 #[tokio::test]
 async fn a_forge_error_names_the_forge_the_status_and_the_pushed_branch() {
     let remote = Remote::new(true);
-    let forge = MockForge::start(
+    let forge = mock_forge(
         StatusCode::UNPROCESSABLE_ENTITY,
         json!({"message": "Validation Failed", "errors": [{"message": "base branch protected"}]}),
-    )
-    .await;
+    );
     let settings = Forge {
         type_: ForgeType::GitHub,
-        api_url: Some(format!("http://{}", forge.addr)),
+        api_url: Some(forge.url()),
         project: Some("acme/agents".into()),
     };
     let error = gitops::publish(&remote.target(Some(settings.clone()), Some(TOKEN)), &proposal())
@@ -459,7 +367,7 @@ async fn a_forge_error_names_the_forge_the_status_and_the_pushed_branch() {
         .unwrap();
     assert!(!retried.pushed);
     assert!(retried.pull_request.unwrap().already_open);
-    assert_eq!(forge.received().len(), 2);
+    assert_eq!(forge.requests().len(), 2);
 }
 
 #[tokio::test]

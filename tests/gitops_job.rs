@@ -11,23 +11,24 @@ use reverie::api::{Agent, DreamSchedule};
 use reverie::cli::{Cli, Command};
 use reverie::controller::dream_job::{PassPlan, Trigger, build};
 use reverie::gitops::{self, SSH_KEY_DIR, TOKEN_ENV, USERNAME_ENV};
+use reverie_api::test_support::{AgentBuilder, DreamScheduleBuilder};
 
+/// Schedule `nightly` of agent `support` writing to `output`.
 fn schedule(output: Value) -> DreamSchedule {
-    serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "DreamSchedule",
-        "metadata": {"name": "nightly", "namespace": "team", "uid": "u-1"},
-        "spec": {"schedule": "@daily", "agents": {"names": ["support"]}, "output": output}
-    }))
-    .unwrap()
+    DreamScheduleBuilder::new("nightly")
+        .namespace("team")
+        .uid("u-1")
+        .cron("@daily")
+        .spec(|spec| spec.output = serde_json::from_value(output).unwrap())
+        .build()
 }
 
 fn agent() -> Agent {
-    serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent",
-        "metadata": {"name": "support", "namespace": "team", "uid": "uid-support"},
-        "spec": {"model": "m", "instructions": "i", "sessions": {"hostPath": {"path": "/data/s"}}}
-    }))
-    .unwrap()
+    AgentBuilder::new("support")
+        .namespace("team")
+        .uid("uid-support")
+        .sessions_host_path("/data/s")
+        .build()
 }
 
 fn job(schedule: &DreamSchedule) -> Job {

@@ -4,60 +4,31 @@
 //! transport. Its own test binary: it changes `PATH` for the whole process.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::Command;
 
 use serde_json::json;
 
 use reverie::api::MemoryProposal;
 use reverie::api::dream_schedule::GitOutput;
 use reverie::gitops::{self, Credentials, GitOpsError, GitTarget, KNOWN_HOSTS_KEY, SSH_PRIVATE_KEY};
+use reverie_api::test_support::git::{bare_repository, git, seed_main};
+use reverie_api::test_support::{MemoryProposalBuilder, lesson};
 
 const KEY: &str = "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n-----END OPENSSH PRIVATE KEY-----";
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "seed")
-        .env("GIT_AUTHOR_EMAIL", "seed@example.com")
-        .env("GIT_COMMITTER_NAME", "seed")
-        .env("GIT_COMMITTER_EMAIL", "seed@example.com")
-        .output()
-        .expect("git runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap().trim().to_string()
-}
-
 fn proposal() -> MemoryProposal {
-    serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "MemoryProposal",
-        "metadata": {"name": "p1", "namespace": "team"},
-        "spec": {"agentRef": {"name": "support"}, "baseRevision": 1, "baseDigest": "",
-            "summary": "One lesson", "changes": [{"op": "Add", "section": "lessons", "after": "x",
-            "evidence": {"count": 3}}]}
-    }))
-    .unwrap()
+    MemoryProposalBuilder::new("p1")
+        .namespace("team")
+        .base(1, "")
+        .summary("One lesson")
+        .change(lesson("x", 3, &[]))
+        .build()
 }
 
 #[tokio::test]
 async fn ssh_pushes_use_the_secret_key_privately_and_check_host_keys() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    git(
-        root,
-        &["init", "--quiet", "--bare", "--initial-branch=main", "origin.git"],
-    );
-    git(root, &["init", "--quiet", "--initial-branch=main", "seed"]);
-    std::fs::write(root.join("seed/README.md"), "r\n").unwrap();
-    git(&root.join("seed"), &["add", "README.md"]);
-    git(&root.join("seed"), &["commit", "--quiet", "-m", "seed"]);
-    git(
-        &root.join("seed"),
-        &["push", "--quiet", root.join("origin.git").to_str().unwrap(), "main"],
-    );
+    seed_main(&bare_repository(root));
 
     // The Secret as the kubelet mounts it: the key without a trailing newline, known_hosts.
     let secret = root.join("secret");

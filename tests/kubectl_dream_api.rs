@@ -1,41 +1,19 @@
-//! `kubectl dream` against a scripted API server (plain HTTP on loopback): the exact requests
+//! `kubectl dream` against the crate's loopback API server (`reverie::test_support`): the exact requests
 //! each command sends — the approval merge patch bound to the resource version read, the
 //! dream-now annotation, the rollback and edit proposals — and the refusals that send none.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
 
+use axum::http::{Method, StatusCode};
 use reverie::api::MemoryProposal;
+use reverie::api::memory_proposal::ProposedChange;
 use reverie::memory::MemoryDocument;
 use reverie::memory::change::{Change, apply};
 use reverie::store::Snapshot;
+use reverie::test_support::{LoopbackServer, Seen, failure, not_found};
+use reverie_api::test_support::{AgentBuilder, DreamScheduleBuilder, MemoryProposalBuilder, lesson, paths};
 use serde_json::{Value, json};
-
-/// One request the plugin sent.
-#[derive(Clone, Debug)]
-struct Request {
-    method: String,
-    path: String,
-    query: String,
-    content_type: String,
-    body: Value,
-    /// The `Impersonate-User` header, empty when absent.
-    impersonate_user: String,
-    /// Every `Impersonate-Group` header, in order.
-    impersonate_groups: Vec<String>,
-}
-
-type Handler = dyn Fn(&Request) -> (u16, Value) + Send + Sync;
-
-/// A loopback API server answering with `handler`, recording every request.
-struct ApiServer {
-    port: u16,
-    requests: Arc<Mutex<Vec<Request>>>,
-}
 
 /// Where the plugin asks who it is (SelfSubjectReview).
 const SELF_SUBJECT_REVIEWS: &str = "/apis/authentication.k8s.io/v1/selfsubjectreviews";
@@ -44,70 +22,54 @@ const SELF_SUBJECT_REVIEWS: &str = "/apis/authentication.k8s.io/v1/selfsubjectre
 /// kubeconfig's name for its user entry (`ana`), as it does with OIDC or cloud logins.
 const AUTHENTICATED: &str = "ana@example.com";
 
+/// The shared loopback API server, with what the plugin needs of it here: a kubeconfig, and
+/// the answer to who the caller is.
+struct ApiServer(LoopbackServer);
+
 impl ApiServer {
-    /// A server that says the caller is [`AUTHENTICATED`] and answers the rest with `handler`.
-    fn start(handler: impl Fn(&Request) -> (u16, Value) + Send + Sync + 'static) -> Self {
+    /// A server that says the caller is [`AUTHENTICATED`] and answers the rest with `answer`.
+    fn start(answer: impl Fn(&Seen) -> (StatusCode, Value) + Send + Sync + 'static) -> Self {
         Self::start_raw(move |request| {
-            if request.method == "POST" && request.path == SELF_SUBJECT_REVIEWS {
+            if request.method == Method::POST && request.path == SELF_SUBJECT_REVIEWS {
                 return (
-                    201,
+                    StatusCode::CREATED,
                     json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview",
                            "status": {"userInfo": {"username": AUTHENTICATED, "groups": ["reviewers", "system:authenticated"]}}}),
                 );
             }
-            handler(request)
+            answer(request)
         })
     }
 
-    fn start_raw(handler: impl Fn(&Request) -> (u16, Value) + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let handler: Arc<Handler> = Arc::new(handler);
-        let recorded = requests.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let Some(request) = read_request(&mut stream) else {
-                    continue;
-                };
-                let (code, body) = handler(&request);
-                recorded.lock().unwrap().push(request);
-                let body = body.to_string();
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        Self { port, requests }
+    fn start_raw(answer: impl Fn(&Seen) -> (StatusCode, Value) + Send + Sync + 'static) -> Self {
+        Self(LoopbackServer::start(answer))
     }
 
-    fn requests(&self) -> Vec<Request> {
-        self.requests.lock().unwrap().clone()
+    fn requests(&self) -> Vec<Seen> {
+        self.0.requests()
     }
 
     /// Requests other than GETs and the question who the caller is (what the command wrote).
-    fn writes(&self) -> Vec<Request> {
+    fn writes(&self) -> Vec<Seen> {
         self.requests()
             .into_iter()
-            .filter(|r| r.method != "GET" && r.path != SELF_SUBJECT_REVIEWS)
+            .filter(|r| r.method != Method::GET && r.path != SELF_SUBJECT_REVIEWS)
             .collect()
     }
 
     /// A kubeconfig for this server: user `ana`, namespace `team`.
     fn kubeconfig(&self) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("kubectl-dream-api-{}-{}", std::process::id(), self.port));
+        let url = self.0.url();
+        let port = url.rsplit(':').next().expect("the URL has a port");
+        let dir = std::env::temp_dir().join(format!("kubectl-dream-api-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("kubeconfig");
         std::fs::write(
             &path,
             format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"http://127.0.0.1:{}\"}}\n\
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"{url}\"}}\n\
                  contexts:\n- name: review\n  context: {{cluster: c, user: ana, namespace: team}}\n\
-                 current-context: review\nusers:\n- name: ana\n  user: {{token: t}}\n",
-                self.port
+                 current-context: review\nusers:\n- name: ana\n  user: {{token: t}}\n"
             ),
         )
         .unwrap();
@@ -115,89 +77,61 @@ impl ApiServer {
     }
 }
 
-fn read_request(stream: &mut std::net::TcpStream) -> Option<Request> {
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let target = parts.next()?;
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let (path, query) = (path.to_string(), query.to_string());
-    let mut headers = BTreeMap::new();
-    let mut impersonate_groups = Vec::new();
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).ok()?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            let name = name.trim().to_lowercase();
-            if name == "impersonate-group" {
-                impersonate_groups.push(value.trim().to_string());
-            }
-            headers.insert(name, value.trim().to_string());
-        }
-    }
-    let length: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).ok()?;
-    Some(Request {
-        method,
-        path,
-        query,
-        content_type: headers.get("content-type").cloned().unwrap_or_default(),
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-        impersonate_user: headers.get("impersonate-user").cloned().unwrap_or_default(),
-        impersonate_groups,
-    })
+fn conflict(message: &str) -> (StatusCode, Value) {
+    (StatusCode::CONFLICT, failure(StatusCode::CONFLICT, "Conflict", message))
 }
 
-fn status(code: u16, reason: &str, message: &str) -> (u16, Value) {
-    (
-        code,
-        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-               "message": message, "reason": reason, "code": code}),
-    )
+fn proposals() -> String {
+    paths::proposals("team")
 }
 
-fn not_found() -> (u16, Value) {
-    status(404, "NotFound", "not found")
+fn agents() -> String {
+    paths::agents("team")
 }
 
-const PROPOSALS: &str = "/apis/reverie.dev/v1alpha1/namespaces/team/memoryproposals";
-const AGENTS: &str = "/apis/reverie.dev/v1alpha1/namespaces/team/agents";
-const SCHEDULES: &str = "/apis/reverie.dev/v1alpha1/namespaces/team/dreamschedules";
-const CONFIGMAPS: &str = "/api/v1/namespaces/team/configmaps";
+fn schedules() -> String {
+    paths::schedules("team")
+}
 
+fn configmaps() -> String {
+    paths::configmaps("team")
+}
+
+/// Proposal `name` of agent `support` as the operator has seen it (`Pending`, digest
+/// recorded, and `extra_status`), read at resource version 42.
 fn proposal(name: &str, extra_status: Value) -> Value {
-    let mut proposal: MemoryProposal = serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "MemoryProposal",
-        "metadata": {"name": name, "namespace": "team", "resourceVersion": "42", "uid": "p-1"},
-        "spec": {
-            "agentRef": {"name": "support"}, "baseRevision": 1, "baseDigest": "sha256:b", "summary": "learned",
-            "source": {"dreamSchedule": "nightly", "job": "nightly-support-1"},
-            "changes": [{"op": "Add", "id": "lesson-x", "section": "lessons", "after": "Use the billing id.",
-                         "evidence": {"count": 4, "sessions": ["s-1"]}}]
-        }
-    }))
-    .unwrap();
-    let mut status = json!({"phase": "Pending", "digest": proposal.spec.content_digest()});
-    if let (Some(status), Some(extra)) = (status.as_object_mut(), extra_status.as_object()) {
+    let proposal = MemoryProposalBuilder::new(name)
+        .namespace("team")
+        .uid("p-1")
+        .resource_version("42")
+        .base(1, "sha256:b")
+        .dreamed_by("nightly", "nightly-support-1")
+        .change(ProposedChange {
+            id: Some("lesson-x".into()),
+            ..lesson("Use the billing id.", 4, &["s-1"])
+        })
+        .seen_by_operator()
+        .build();
+    let mut proposal = to_json(&proposal);
+    if let (Some(status), Some(extra)) = (proposal["status"].as_object_mut(), extra_status.as_object()) {
         status.extend(extra.clone());
     }
-    proposal.status = serde_json::from_value(status).unwrap();
-    serde_json::to_value(proposal).unwrap()
+    proposal
 }
 
-fn agent(labels: Value) -> Value {
-    json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent",
-        "metadata": {"name": "support", "namespace": "team", "uid": "agent-uid", "labels": labels},
-        "spec": {"model": "m", "instructions": "Help."}
-    })
+fn agent() -> AgentBuilder {
+    AgentBuilder::new("support")
+        .namespace("team")
+        .uid("agent-uid")
+        .instructions("Help.")
+}
+
+fn schedule(name: &str) -> DreamScheduleBuilder {
+    DreamScheduleBuilder::new(name).namespace("team")
+}
+
+fn to_json(object: &impl serde::Serialize) -> Value {
+    serde_json::to_value(object).unwrap()
 }
 
 fn kubectl_dream(server: &ApiServer, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -224,13 +158,13 @@ fn stderr(output: &Output) -> String {
 }
 
 /// A server holding proposal `p` (as `object`) that accepts patches to it.
-fn proposal_server(object: Value, patch_answer: Option<(u16, Value)>) -> ApiServer {
+fn proposal_server(object: Value, patch_answer: Option<(StatusCode, Value)>) -> ApiServer {
     ApiServer::start(move |request| match (request.method.as_str(), request.path.as_str()) {
-        ("GET", path) if path == format!("{PROPOSALS}/p") => (200, object.clone()),
-        ("PATCH", path) if path == format!("{PROPOSALS}/p") => patch_answer.clone().unwrap_or_else(|| {
+        ("GET", path) if path == format!("{}/p", proposals()) => (StatusCode::OK, object.clone()),
+        ("PATCH", path) if path == format!("{}/p", proposals()) => patch_answer.clone().unwrap_or_else(|| {
             let mut written = object.clone();
             written["spec"]["approval"] = request.body["spec"]["approval"].clone();
-            (200, written)
+            (StatusCode::OK, written)
         }),
         _ => not_found(),
     })
@@ -251,7 +185,7 @@ fn approve_writes_the_decision_the_digest_and_the_authenticated_user_bound_to_th
     let writes = server.writes();
     assert_eq!(writes.len(), 1);
     assert_eq!(writes[0].method, "PATCH");
-    assert_eq!(writes[0].content_type, "application/merge-patch+json");
+    assert_eq!(writes[0].header("content-type"), "application/merge-patch+json");
     assert_eq!(
         writes[0].body,
         json!({"metadata": {"resourceVersion": "42"},
@@ -263,7 +197,7 @@ fn approve_writes_the_decision_the_digest_and_the_authenticated_user_bound_to_th
 fn a_server_that_cannot_say_who_you_are_gets_no_decision() {
     let object = proposal("p", json!({}));
     let server = ApiServer::start_raw(move |request| match (request.method.as_str(), request.path.as_str()) {
-        ("GET", path) if path == format!("{PROPOSALS}/p") => (200, object.clone()),
+        ("GET", path) if path == format!("{}/p", proposals()) => (StatusCode::OK, object.clone()),
         _ => not_found(),
     });
     let output = kubectl_dream(&server, &["approve", "p"], &[]);
@@ -299,8 +233,12 @@ fn as_and_as_group_impersonate_like_kubectl() {
     let requests = server.requests();
     assert!(!requests.is_empty());
     for request in &requests {
-        assert_eq!(request.impersonate_user, "rita", "{request:?}");
-        assert_eq!(request.impersonate_groups, ["leads", "sre"], "{request:?}");
+        assert_eq!(request.header("impersonate-user"), "rita", "{request:?}");
+        assert_eq!(
+            request.header_values("impersonate-group"),
+            ["leads", "sre"],
+            "{request:?}"
+        );
     }
 }
 
@@ -320,10 +258,7 @@ fn reject_with_the_reviewed_digest_and_json_output() {
 
 #[test]
 fn a_proposal_changed_since_it_was_read_is_a_conflict() {
-    let server = proposal_server(
-        proposal("p", json!({})),
-        Some(status(409, "Conflict", "the object has been modified")),
-    );
+    let server = proposal_server(proposal("p", json!({})), Some(conflict("the object has been modified")));
     let output = kubectl_dream(&server, &["approve", "p"], &[]);
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
@@ -420,33 +355,27 @@ fn diff_is_plain_when_piped_coloured_on_request_and_an_object_with_o_json() {
     assert!(serde_yaml::from_str::<MemoryProposal>(&yaml).is_ok(), "{yaml}");
 }
 
-fn schedule(name: &str, agents: Value) -> Value {
-    json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "DreamSchedule",
-        "metadata": {"name": name, "namespace": "team"},
-        "spec": {"schedule": "@daily", "agents": agents}
-    })
-}
-
 #[test]
 fn run_annotates_each_schedule_that_selects_the_agent() {
-    let schedules = vec![
-        schedule("by-name", json!({"names": ["support"]})),
-        schedule("by-label", json!({"selector": {"matchLabels": {"team": "billing"}}})),
-        schedule("other", json!({"names": ["sales"]})),
+    let listed = vec![
+        to_json(&schedule("by-name").build()),
+        to_json(&schedule("by-label").selector([("team", "billing")]).build()),
+        to_json(&schedule("other").agents(&["sales"]).build()),
     ];
     let list =
-        json!({"apiVersion": "reverie.dev/v1alpha1", "kind": "DreamScheduleList", "metadata": {}, "items": schedules});
+        json!({"apiVersion": "reverie.dev/v1alpha1", "kind": "DreamScheduleList", "metadata": {}, "items": listed});
     let server = ApiServer::start(move |request| {
         let path = request.path.as_str();
         match request.method.as_str() {
-            "GET" if path == format!("{AGENTS}/support") => (200, agent(json!({"team": "billing"}))),
-            "GET" if path == SCHEDULES => (200, list.clone()),
-            "PATCH" if path.starts_with(SCHEDULES) => {
+            "GET" if path == format!("{}/support", agents()) => {
+                (StatusCode::OK, to_json(&agent().labels([("team", "billing")]).build()))
+            }
+            "GET" if path == schedules() => (StatusCode::OK, list.clone()),
+            "PATCH" if path.starts_with(&schedules()) => {
                 let name = path.rsplit('/').next().unwrap();
-                let mut written = schedule(name, json!({"names": ["support"]}));
+                let mut written = to_json(&schedule(name).build());
                 written["metadata"]["annotations"] = request.body["metadata"]["annotations"].clone();
-                (200, written)
+                (StatusCode::OK, written)
             }
             _ => not_found(),
         }
@@ -462,7 +391,7 @@ fn run_annotates_each_schedule_that_selects_the_agent() {
         .to_string();
     assert!(value.parse::<jiff::Timestamp>().is_ok(), "{value}");
     assert_eq!(writes[1].body, writes[0].body);
-    assert_eq!(writes[0].content_type, "application/merge-patch+json");
+    assert_eq!(writes[0].header("content-type"), "application/merge-patch+json");
     let out = stdout(&output);
     assert!(
         out.contains(&format!(
@@ -478,10 +407,10 @@ fn run_annotates_each_schedule_that_selects_the_agent() {
 #[test]
 fn run_without_a_schedule_for_the_agent_is_an_error() {
     let list = json!({"apiVersion": "reverie.dev/v1alpha1", "kind": "DreamScheduleList", "metadata": {},
-                      "items": [schedule("other", json!({"names": ["sales"]}))]});
+                      "items": [to_json(&schedule("other").agents(&["sales"]).build())]});
     let server = ApiServer::start(move |request| match request.path.as_str() {
-        p if p == format!("{AGENTS}/support") => (200, agent(json!({}))),
-        p if p == SCHEDULES => (200, list.clone()),
+        p if p == format!("{}/support", agents()) => (StatusCode::OK, to_json(&agent().build())),
+        p if p == schedules() => (StatusCode::OK, list.clone()),
         _ => not_found(),
     });
     let output = kubectl_dream(&server, &["run", "support"], &[]);
@@ -530,18 +459,18 @@ fn rollback_creates_a_proposal_that_restores_the_revision() {
     let current = memory_configmap("support-memory", &r2);
     let kept = memory_configmap("support-memory-r1", &r1);
     let server = ApiServer::start(move |request| match (request.method.as_str(), request.path.as_str()) {
-        ("GET", p) if p == format!("{AGENTS}/support") => (200, agent(json!({}))),
-        ("GET", p) if p == format!("{CONFIGMAPS}/support-memory") => (200, current.clone()),
-        ("GET", p) if p == format!("{CONFIGMAPS}/support-memory-r1") => (200, kept.clone()),
-        ("GET", p) if p == CONFIGMAPS => (
-            200,
+        ("GET", p) if p == format!("{}/support", agents()) => (StatusCode::OK, to_json(&agent().build())),
+        ("GET", p) if p == format!("{}/support-memory", configmaps()) => (StatusCode::OK, current.clone()),
+        ("GET", p) if p == format!("{}/support-memory-r1", configmaps()) => (StatusCode::OK, kept.clone()),
+        ("GET", p) if p == configmaps() => (
+            StatusCode::OK,
             json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": {},
                    "items": [{"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
                               "metadata": {"name": "support-memory-r1", "labels": {"reverie.dev/revision": "1"}}},
                              {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
                               "metadata": {"name": "support-memory-r2", "labels": {"reverie.dev/revision": "2"}}}]}),
         ),
-        ("POST", p) if p == PROPOSALS => (201, request.body.clone()),
+        ("POST", p) if p == proposals() => (StatusCode::CREATED, request.body.clone()),
         _ => not_found(),
     });
     let output = kubectl_dream(&server, &["rollback", "support", "--to-revision", "1"], &[]);
@@ -585,9 +514,9 @@ fn rollback_creates_a_proposal_that_restores_the_revision() {
 fn edit_server() -> ApiServer {
     let object = proposal("p", json!({}));
     ApiServer::start(move |request| match (request.method.as_str(), request.path.as_str()) {
-        ("GET", p) if p == format!("{PROPOSALS}/p") => (200, object.clone()),
-        ("GET", p) if p == format!("{AGENTS}/support") => (200, agent(json!({}))),
-        ("POST", p) if p == PROPOSALS => (201, request.body.clone()),
+        ("GET", p) if p == format!("{}/p", proposals()) => (StatusCode::OK, object.clone()),
+        ("GET", p) if p == format!("{}/support", agents()) => (StatusCode::OK, to_json(&agent().build())),
+        ("POST", p) if p == proposals() => (StatusCode::CREATED, request.body.clone()),
         _ => not_found(),
     })
 }
@@ -671,12 +600,12 @@ fn history_reads_the_agent_and_its_kept_revisions() {
     let (r1, r2) = revisions();
     let snapshots = json!({"apiVersion": "v1", "kind": "ConfigMapList", "metadata": {},
         "items": [memory_configmap("support-memory-r1", &r1), memory_configmap("support-memory-r2", &r2)]});
-    let mut with_status = agent(json!({}));
+    let mut with_status = to_json(&agent().build());
     with_status["status"] =
         json!({"memory": {"revision": 2, "digest": r2.info.digest, "tokens": 1, "bytes": 1, "entries": 2}});
     let server = ApiServer::start(move |request| match request.path.as_str() {
-        p if p == format!("{AGENTS}/support") => (200, with_status.clone()),
-        p if p == CONFIGMAPS => (200, snapshots.clone()),
+        p if p == format!("{}/support", agents()) => (StatusCode::OK, with_status.clone()),
+        p if p == configmaps() => (StatusCode::OK, snapshots.clone()),
         _ => not_found(),
     });
     let output = kubectl_dream(&server, &["history", "support", "-o", "json"], &[]);
@@ -689,7 +618,7 @@ fn history_reads_the_agent_and_its_kept_revisions() {
     assert_eq!(history["revisions"][1]["digest"], r1.info.digest);
     let table = stdout(&kubectl_dream(&server, &["history", "support"], &[]));
     assert!(table.lines().nth(1).unwrap().starts_with("*         2 "), "{table}");
-    let list_request = server.requests().into_iter().find(|r| r.path == CONFIGMAPS).unwrap();
+    let list_request = server.requests().into_iter().find(|r| r.path == configmaps()).unwrap();
     assert_eq!(list_request.method, "GET");
     assert!(
         list_request

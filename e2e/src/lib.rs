@@ -1,6 +1,8 @@
 //! Shared harness for reverie's end-to-end tests: a client for the cluster in `KUBECONFIG`,
-//! throwaway namespaces, the CRDs from `crds/`, waiting on conditions with timeouts, and the
-//! `reverie operator` built from this tree run as a child process.
+//! throwaway namespaces, the CRDs from `crds/`, waiting on conditions with timeouts (a memory
+//! revision, a proposal's digest or phase), `kubectl apply`, and the `reverie operator` built
+//! from this tree run as a child process. The objects themselves are built with
+//! `reverie_api::test_support`.
 //!
 //! Tests wait on conditions (watches, or polling an endpoint until it answers), never on
 //! fixed sleeps.
@@ -14,12 +16,15 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{Condition as WaitCondition, await_condition, conditions};
 use kube::{Api, Client, Resource, ResourceExt};
+use reverie::api::memory_proposal::Phase;
+use reverie::api::{Agent, MemoryProposal};
+use reverie_api::test_support::AgentBuilder;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::process::{Child, Command};
@@ -193,7 +198,7 @@ pub trait HasConditions {
     fn status_conditions(&self) -> &[Condition];
 }
 
-impl HasConditions for reverie::api::Agent {
+impl HasConditions for Agent {
     fn status_conditions(&self) -> &[Condition] {
         self.status.as_ref().map_or(&[], |s| s.conditions.as_slice())
     }
@@ -205,7 +210,7 @@ impl HasConditions for reverie::api::DreamSchedule {
     }
 }
 
-impl HasConditions for reverie::api::MemoryProposal {
+impl HasConditions for MemoryProposal {
     fn status_conditions(&self) -> &[Condition] {
         self.status.as_ref().map_or(&[], |s| s.conditions.as_slice())
     }
@@ -214,6 +219,75 @@ impl HasConditions for reverie::api::MemoryProposal {
 /// The condition of `type_`, for assertions.
 pub fn condition<'a>(object: &'a impl HasConditions, type_: &str) -> Option<&'a Condition> {
     object.status_conditions().iter().find(|c| c.type_ == type_)
+}
+
+/// An agent that dreams over the transcripts in `sessions` (a hostPath the process node
+/// mounts into dream pods).
+pub fn dreaming_agent(name: &str, sessions: &Path) -> Agent {
+    AgentBuilder::new(name).sessions_host_path(sessions).build()
+}
+
+/// Waits until the agent reports memory revision `revision` for its current generation
+/// (`MemoryReady`), and returns it.
+pub async fn wait_revision(api: &Api<Agent>, name: &str, revision: u64) -> Result<Agent> {
+    let ready = has_condition::<Agent>("MemoryReady", "True");
+    wait_for(
+        api,
+        name,
+        &format!("memory revision {revision}"),
+        move |a: Option<&Agent>| {
+            ready.matches_object(a)
+                && a.and_then(|a| a.status.as_ref()?.memory.as_ref())
+                    .is_some_and(|m| m.revision == revision)
+        },
+    )
+    .await
+}
+
+/// Waits until the operator has recorded the proposal's digest, and returns the digest.
+pub async fn wait_digest(api: &Api<MemoryProposal>, name: &str) -> Result<String> {
+    let seen = wait_for(api, name, "digest recorded", |p: Option<&MemoryProposal>| {
+        p.and_then(|p| p.status.as_ref()?.digest.as_ref()).is_some()
+    })
+    .await?;
+    seen.status
+        .and_then(|s| s.digest)
+        .ok_or_else(|| anyhow!("{name} lost its digest"))
+}
+
+/// Waits until the proposal is in `phase`, and returns it.
+pub async fn wait_phase(api: &Api<MemoryProposal>, name: &str, phase: Phase) -> Result<MemoryProposal> {
+    wait_for(api, name, phase.as_str(), move |p: Option<&MemoryProposal>| {
+        p.and_then(|p| p.status.as_ref()?.phase) == Some(phase)
+    })
+    .await
+}
+
+/// The `MEMORY.md` a memory ConfigMap holds (empty when it holds none).
+pub fn memory_md(configmap: &ConfigMap) -> &str {
+    configmap
+        .data
+        .as_ref()
+        .and_then(|d| d.get("MEMORY.md"))
+        .map_or("", String::as_str)
+}
+
+/// `kubectl apply -n namespace -f path`, as Argo CD or Flux apply a merged change, with the
+/// kubectl e2e/cluster/install-deps.sh puts first on `PATH`.
+pub fn kubectl_apply(namespace: &str, path: &Path) -> Result<()> {
+    let output = std::process::Command::new("kubectl")
+        .args(["apply", "-n", namespace, "-f"])
+        .arg(path)
+        .output()
+        .context("running kubectl (e2e/cluster/install-deps.sh installs it)")?;
+    if !output.status.success() {
+        bail!(
+            "kubectl apply -f {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
 }
 
 /// Creates `object` in its namespace (server-side apply, so re-running a test is harmless).

@@ -6,6 +6,7 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Api;
 use kube::api::PostParams;
 use reverie::api::Agent;
+use reverie_api::test_support::AgentBuilder;
 use reverie_e2e::{TestNamespace, apply, client, install_crds, wait_for};
 use serde_json::json;
 
@@ -62,12 +63,7 @@ async fn crds_install_and_are_served_with_defaults() {
 
     let ns = TestNamespace::create(&client, "crds").await.unwrap();
     let agents = ns.api::<Agent>();
-    let agent: Agent = serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent",
-        "metadata": {"name": "support"},
-        "spec": {"model": "claude", "instructions": "Help customers."}
-    }))
-    .unwrap();
+    let agent = AgentBuilder::new("support").instructions("Help customers.").build();
     agents.create(&PostParams::default(), &agent).await.unwrap();
     let stored = agents.get("support").await.unwrap();
     // Defaults come from the CRD schema, applied by the API server.
@@ -76,12 +72,10 @@ async fn crds_install_and_are_served_with_defaults() {
     assert_eq!(raw["spec"]["dreaming"]["approval"], "Review");
 
     // The schema rejects what it describes as invalid.
-    let bad: Agent = serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent",
-        "metadata": {"name": "tiny"},
-        "spec": {"model": "claude", "instructions": "x", "memory": {"maxTokens": 10}}
-    }))
-    .unwrap();
+    let bad = AgentBuilder::new("tiny")
+        .instructions("x")
+        .spec(|spec| spec.memory.max_tokens = 10)
+        .build();
     let error = agents.create(&PostParams::default(), &bad).await.unwrap_err();
     assert!(error.to_string().contains("maxTokens"), "{error}");
     ns.delete().await.unwrap();

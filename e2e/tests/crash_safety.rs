@@ -9,23 +9,19 @@ use kube::ResourceExt;
 use kube::api::{Patch, PatchParams, PostParams};
 use reverie::api::memory_proposal::Phase;
 use reverie::api::{Agent, MemoryProposal};
-use reverie_e2e::{OperatorProcess, TestNamespace, apply, client, has_condition, install_crds, wait_for};
+use reverie_api::test_support::{self, AgentBuilder, MemoryProposalBuilder};
+use reverie_core::rng::Rng;
+use reverie_e2e::{OperatorProcess, TestNamespace, apply, client, has_condition, install_crds, wait_digest, wait_for};
 use serde_json::json;
 
 /// Approve/apply cycles, each ending with the operator killed.
 const CYCLES: usize = 30;
 
-/// A small xorshift generator: the kill moments differ per run, and the seed is printed so a
-/// failing run can be replayed with `REVERIE_CRASH_SEED`.
-struct Moments(u64);
-
-impl Moments {
-    fn next_delay(&mut self) -> Duration {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        Duration::from_millis(self.0 % 120)
-    }
+/// How long after an approval the operator is killed: 0–119 ms, drawn from the seeded
+/// generator, so the kill moments differ per run and the printed seed replays a failing run
+/// (`REVERIE_CRASH_SEED`).
+fn kill_delay(moments: &mut Rng) -> Duration {
+    Duration::from_millis(moments.below(120))
 }
 
 async fn start(namespace: &str) -> OperatorProcess {
@@ -51,15 +47,12 @@ async fn killing_the_operator_mid_apply_never_loses_or_doubles_an_approved_propo
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 | 1);
     println!("crash seed: {seed}");
-    let mut moments = Moments(seed);
+    let mut moments = Rng::new(seed);
 
     let mut operator = start(&ns.name).await;
-    let support: Agent = serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "support"},
-        "spec": {"model": "claude", "instructions": "Help customers with billing.",
-                 "memory": {"revisionHistoryLimit": 100}}
-    }))
-    .unwrap();
+    let support = AgentBuilder::new("support")
+        .spec(|spec| spec.memory.revision_history_limit = 100)
+        .build();
     apply(&agents, &support).await.unwrap();
     let ready = wait_for(&agents, "support", "MemoryReady", has_condition("MemoryReady", "True"))
         .await
@@ -68,27 +61,20 @@ async fn killing_the_operator_mid_apply_never_loses_or_doubles_an_approved_propo
 
     for index in 0..CYCLES {
         let name = format!("lesson-{index}");
-        let proposal: MemoryProposal = serde_json::from_value(json!({
-            "apiVersion": "reverie.dev/v1alpha1", "kind": "MemoryProposal", "metadata": {"name": name},
-            "spec": {"agentRef": {"name": "support"}, "baseRevision": base.revision, "baseDigest": base.digest,
-                     "summary": "One lesson.",
-                     "changes": [{"op": "Add", "section": "lessons", "after": lesson(index), "evidence": {"count": 3}}]}
-        }))
-        .unwrap();
+        let proposal = MemoryProposalBuilder::new(&name)
+            .base(base.revision, &base.digest)
+            .summary("One lesson.")
+            .change(test_support::lesson(&lesson(index), 3, &[]))
+            .build();
         proposals.create(&PostParams::default(), &proposal).await.unwrap();
-        let seen = wait_for(&proposals, &name, "digest recorded", |p: Option<&MemoryProposal>| {
-            p.and_then(|p| p.status.as_ref()?.digest.as_ref()).is_some()
-        })
-        .await
-        .unwrap();
-        let digest = seen.status.unwrap().digest.unwrap();
+        let digest = wait_digest(&proposals, &name).await.unwrap();
         let approve = json!({"spec": {"approval": {"decision": "Approved", "reviewer": "ana", "digest": digest}}});
         proposals
             .patch(&name, &PatchParams::default(), &Patch::Merge(&approve))
             .await
             .unwrap();
         // The kill lands anywhere from before the apply starts to after it finished.
-        tokio::time::sleep(moments.next_delay()).await;
+        tokio::time::sleep(kill_delay(&mut moments)).await;
         drop(operator); // SIGKILL
         operator = start(&ns.name).await;
     }

@@ -3,35 +3,19 @@
 //! `spec.approval` in that manifest and "merges"; `kubectl apply -f` brings it into the cluster
 //! as Argo CD or Flux would; the operator applies it. A manifest edited on the way is refused.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams};
 use reverie::api::memory_proposal::Phase;
 use reverie::api::{Agent, DreamSchedule, MemoryProposal};
-use reverie_e2e::{OperatorProcess, TestNamespace, apply, client, has_condition, install_crds, wait_for};
+use reverie_api::test_support::DreamScheduleBuilder;
+use reverie_api::test_support::git::git;
+use reverie_e2e::{
+    OperatorProcess, TestNamespace, apply, client, dreaming_agent, has_condition, install_crds, kubectl_apply,
+    wait_for, wait_phase,
+};
 use serde_json::{Value, json};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "seed")
-        .env("GIT_AUTHOR_EMAIL", "seed@example.com")
-        .env("GIT_COMMITTER_NAME", "seed")
-        .env("GIT_COMMITTER_EMAIL", "seed@example.com")
-        .output()
-        .expect("git runs");
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
 
 /// Where the test keeps its repositories and sessions: outside /tmp (the clone itself may be
 /// there), because dream pods get their own /tmp.
@@ -45,17 +29,8 @@ fn bare_repository(name: &str) -> PathBuf {
     let root = scratch().join(name);
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
-    git(
-        &root,
-        &["init", "--quiet", "--bare", "--initial-branch=main", "origin.git"],
-    );
-    let seed = root.join("seed");
-    git(&root, &["init", "--quiet", "--initial-branch=main", "seed"]);
-    std::fs::write(seed.join("README.md"), "memory proposals\n").unwrap();
-    git(&seed, &["add", "README.md"]);
-    git(&seed, &["commit", "--quiet", "-m", "seed"]);
-    let origin = root.join("origin.git");
-    git(&seed, &["push", "--quiet", origin.to_str().unwrap(), "main"]);
+    let origin = reverie_api::test_support::git::bare_repository(&root);
+    reverie_api::test_support::git::seed_main(&origin);
     origin
 }
 
@@ -63,19 +38,6 @@ fn bare_repository(name: &str) -> PathBuf {
 /// namespace, where the dream pod's own /tmp (an emptyDir) hides the host's.
 fn sessions_copy(name: &str) -> PathBuf {
     reverie_e2e::copy_example_sessions(&scratch().join(format!("{name}-sessions")))
-}
-
-fn kubectl_apply(namespace: &str, path: &Path) {
-    let output = Command::new("kubectl")
-        .args(["apply", "-n", namespace, "-f"])
-        .arg(path)
-        .output()
-        .expect("kubectl is installed by e2e/cluster/install-deps.sh");
-    assert!(
-        output.status.success(),
-        "kubectl apply: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 #[tokio::test]
@@ -90,22 +52,17 @@ async fn a_dream_pushed_to_git_and_merged_approved_is_applied() {
     let origin = bare_repository(&ns.name);
     let sessions = sessions_copy(&ns.name);
 
-    let support: Agent = serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "support"},
-        "spec": {"model": "claude", "instructions": "Help customers with billing.",
-                 "sessions": {"hostPath": {"path": sessions}}}
-    }))
-    .unwrap();
-    apply(&agents, &support).await.unwrap();
+    apply(&agents, &dreaming_agent("support", &sessions)).await.unwrap();
     wait_for(&agents, "support", "MemoryReady", has_condition("MemoryReady", "True"))
         .await
         .unwrap();
-    let schedule: DreamSchedule = serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "DreamSchedule", "metadata": {"name": "nightly"},
-        "spec": {"schedule": "0 3 * * *", "agents": {"names": ["support"]},
-                 "output": {"git": {"repository": format!("file://{}", origin.display()), "path": "proposals"}}}
-    }))
-    .unwrap();
+    let repository = format!("file://{}", origin.display());
+    let schedule = DreamScheduleBuilder::new("nightly")
+        .spec(|spec| {
+            spec.output =
+                serde_json::from_value(json!({"git": {"repository": repository, "path": "proposals"}})).unwrap()
+        })
+        .build();
     apply(&schedules, &schedule).await.unwrap();
     wait_for(&schedules, "nightly", "Ready", has_condition("Ready", "True"))
         .await
@@ -158,13 +115,9 @@ async fn a_dream_pushed_to_git_and_merged_approved_is_applied() {
         .to_string();
     manifest["spec"]["approval"] = json!({"decision": "Approved", "reviewer": "ana", "digest": digest});
     std::fs::write(&file, serde_yaml::to_string(&manifest).unwrap()).unwrap();
-    kubectl_apply(&ns.name, &file);
+    kubectl_apply(&ns.name, &file).unwrap();
 
-    let applied = wait_for(&proposals, &name, "Applied", |p: Option<&MemoryProposal>| {
-        p.and_then(|p| p.status.as_ref()?.phase) == Some(Phase::Applied)
-    })
-    .await
-    .unwrap();
+    let applied = wait_phase(&proposals, &name, Phase::Applied).await.unwrap();
     assert_eq!(applied.status.unwrap().applied_revision, Some(2));
     let memory = ns.api::<ConfigMap>().get("support-memory").await.unwrap();
     let first_change = manifest["spec"]["changes"][0]["after"].as_str().unwrap().to_string();
@@ -174,7 +127,7 @@ async fn a_dream_pushed_to_git_and_merged_approved_is_applied() {
     manifest["metadata"]["name"] = json!(format!("{name}-edited"));
     manifest["spec"]["summary"] = json!("Edited in the pull request.");
     std::fs::write(&file, serde_yaml::to_string(&manifest).unwrap()).unwrap();
-    kubectl_apply(&ns.name, &file);
+    kubectl_apply(&ns.name, &file).unwrap();
     let refused = wait_for(
         &proposals,
         &format!("{name}-edited"),

@@ -11,9 +11,13 @@ use std::process::Output;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::PostParams;
 use kube::{Api, ResourceExt};
-use reverie::api::memory_proposal::{ChangeOp, Decision, Phase};
+use reverie::api::memory_proposal::{ChangeOp, Decision, Phase, ProposedChange};
 use reverie::api::{Agent, DreamSchedule, MemoryProposal};
-use reverie_e2e::{OperatorProcess, TestNamespace, apply, client, has_condition, install_crds, reverie_bin, wait_for};
+use reverie_api::test_support::{self, AgentBuilder, DreamScheduleBuilder, MemoryProposalBuilder};
+use reverie_e2e::{
+    OperatorProcess, TestNamespace, apply, client, install_crds, memory_md, reverie_bin, wait_digest, wait_for,
+    wait_phase, wait_revision,
+};
 use serde_json::{Value, json};
 
 /// The plugin under test: `$KUBECTL_DREAM_BIN`, else next to the `reverie` binary.
@@ -90,62 +94,18 @@ async fn authenticated_user() -> String {
         .expect("the API server says who we are")
 }
 
-fn agent(name: &str, instructions: &str, labels: Value) -> Agent {
-    serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent", "metadata": {"name": name, "labels": labels},
-        "spec": {"model": "claude", "instructions": instructions}
-    }))
-    .unwrap()
-}
-
+/// A proposal of `lesson` on the agent's current memory revision.
 fn proposal(name: &str, agent: &Agent, lesson: &str) -> MemoryProposal {
     let memory = agent.status.as_ref().and_then(|s| s.memory.clone()).unwrap();
-    serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "MemoryProposal", "metadata": {"name": name},
-        "spec": {
-            "agentRef": {"name": agent.name_any()}, "baseRevision": memory.revision, "baseDigest": memory.digest,
-            "summary": "Reviewed 12 sessions.",
-            "changes": [{"op": "Add", "section": "lessons", "after": lesson, "rationale": "seen in most sessions",
-                         "evidence": {"count": 4, "sessions": ["s-1", "s-2", "s-3", "s-4"]}}]
-        }
-    }))
-    .unwrap()
-}
-
-/// Waits until the agent's memory is at `revision`.
-async fn wait_revision(api: &Api<Agent>, name: &str, revision: u64) -> Agent {
-    let ready = has_condition::<Agent>("MemoryReady", "True");
-    wait_for(
-        api,
-        name,
-        &format!("memory revision {revision}"),
-        move |a: Option<&Agent>| {
-            use kube::runtime::wait::Condition;
-            ready.matches_object(a)
-                && a.and_then(|a| a.status.as_ref()?.memory.as_ref())
-                    .is_some_and(|m| m.revision == revision)
-        },
-    )
-    .await
-    .unwrap()
-}
-
-/// Waits until the operator has recorded the proposal's digest, and returns it.
-async fn wait_digest(api: &Api<MemoryProposal>, name: &str) -> String {
-    let seen = wait_for(api, name, "digest recorded", |p: Option<&MemoryProposal>| {
-        p.and_then(|p| p.status.as_ref()?.digest.as_ref()).is_some()
-    })
-    .await
-    .unwrap();
-    seen.status.unwrap().digest.unwrap()
-}
-
-async fn wait_phase(api: &Api<MemoryProposal>, name: &str, phase: Phase) -> MemoryProposal {
-    wait_for(api, name, phase.as_str(), move |p: Option<&MemoryProposal>| {
-        p.and_then(|p| p.status.as_ref()?.phase) == Some(phase)
-    })
-    .await
-    .unwrap()
+    MemoryProposalBuilder::new(name)
+        .agent(&agent.name_any())
+        .base(memory.revision, &memory.digest)
+        .summary("Reviewed 12 sessions.")
+        .change(ProposedChange {
+            rationale: Some("seen in most sessions".into()),
+            ..test_support::lesson(lesson, 4, &["s-1", "s-2", "s-3", "s-4"])
+        })
+        .build()
 }
 
 #[tokio::test]
@@ -157,10 +117,8 @@ async fn a_reviewer_diffs_approves_rejects_and_edits_and_decisions_are_final() {
     let n = ns.name.as_str();
     let agents = ns.api::<Agent>();
     let proposals = ns.api::<MemoryProposal>();
-    apply(&agents, &agent("support", "Help customers with billing.", json!({})))
-        .await
-        .unwrap();
-    let support = wait_revision(&agents, "support", 1).await;
+    apply(&agents, &AgentBuilder::new("support").build()).await.unwrap();
+    let support = wait_revision(&agents, "support", 1).await.unwrap();
     for (name, lesson) in [
         ("support-a", "Look accounts up by billing id, not email."),
         ("support-b", "Always escalate refunds."),
@@ -173,7 +131,7 @@ async fn a_reviewer_diffs_approves_rejects_and_edits_and_decisions_are_final() {
     }
 
     // The review diff, uncoloured because stdout is a pipe, ends with the approve command.
-    let digest = wait_digest(&proposals, "support-a").await;
+    let digest = wait_digest(&proposals, "support-a").await.unwrap();
     let diff = ok(&kubectl_dream(n, &["diff", "support-a"], &[]).await);
     assert!(!diff.contains('\x1b'), "{diff}");
     assert!(diff.contains("Agent:    support\n"), "{diff}");
@@ -220,7 +178,7 @@ async fn a_reviewer_diffs_approves_rejects_and_edits_and_decisions_are_final() {
     assert_eq!(approval.comment.as_deref(), Some("matches the sessions"));
 
     // Reject another.
-    let rejected_digest = wait_digest(&proposals, "support-b").await;
+    let rejected_digest = wait_digest(&proposals, "support-b").await.unwrap();
     ok(&kubectl_dream(n, &["reject", "support-b", "--comment", "too broad"], &[]).await);
     let rejected = proposals.get("support-b").await.unwrap();
     let approval = rejected.spec.approval.unwrap();
@@ -248,15 +206,15 @@ async fn a_reviewer_diffs_approves_rejects_and_edits_and_decisions_are_final() {
         Decision::Rejected
     );
     // A digest other than the proposal's is refused.
-    wait_digest(&proposals, "support-c").await;
+    wait_digest(&proposals, "support-c").await.unwrap();
     let err = fails(&kubectl_dream(n, &["approve", "support-c", "--digest", &digest], &[]).await);
     assert!(err.contains("not the sha256:"), "{err}");
     let err = fails(&kubectl_dream(n, &["approve", "missing"], &[]).await);
     assert_eq!(err, format!("error: memoryproposal missing not found in namespace {n}"));
 
     // The approval goes through: applied as revision 2.
-    wait_phase(&proposals, "support-a", Phase::Applied).await;
-    wait_phase(&proposals, "support-b", Phase::Rejected).await;
+    wait_phase(&proposals, "support-a", Phase::Applied).await.unwrap();
+    wait_phase(&proposals, "support-b", Phase::Rejected).await.unwrap();
 
     // Edit: a new proposal with the edited text that supersedes the old one.
     let out = ok(&kubectl_dream(
@@ -283,7 +241,7 @@ async fn a_reviewer_diffs_approves_rejects_and_edits_and_decisions_are_final() {
         Some("support-c")
     );
     assert_eq!(edited.owner_references()[0].name, "support");
-    wait_phase(&proposals, "support-c", Phase::Superseded).await;
+    wait_phase(&proposals, "support-c", Phase::Superseded).await.unwrap();
 
     // The list shows them all.
     let list = ok(&kubectl_dream(n, &["list"], &[]).await);
@@ -298,14 +256,6 @@ async fn a_reviewer_diffs_approves_rejects_and_edits_and_decisions_are_final() {
     ns.delete().await.unwrap();
 }
 
-fn schedule(name: &str, agents: Value) -> DreamSchedule {
-    serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "DreamSchedule", "metadata": {"name": name},
-        "spec": {"schedule": "0 3 * * *", "agents": agents}
-    }))
-    .unwrap()
-}
-
 #[tokio::test]
 async fn run_annotates_every_schedule_that_selects_the_agent() {
     let client = client().await;
@@ -314,15 +264,21 @@ async fn run_annotates_every_schedule_that_selects_the_agent() {
     let n = ns.name.as_str();
     let agents = ns.api::<Agent>();
     let schedules = ns.api::<DreamSchedule>();
-    apply(&agents, &agent("support", "Help.", json!({"team": "billing"})))
-        .await
-        .unwrap();
-    for (name, selection) in [
-        ("by-name", json!({"names": ["support"]})),
-        ("by-label", json!({"selector": {"matchLabels": {"team": "billing"}}})),
-        ("other", json!({"names": ["sales"]})),
+    apply(
+        &agents,
+        &AgentBuilder::new("support")
+            .instructions("Help.")
+            .labels([("team", "billing")])
+            .build(),
+    )
+    .await
+    .unwrap();
+    for schedule in [
+        DreamScheduleBuilder::new("by-name"),
+        DreamScheduleBuilder::new("by-label").selector([("team", "billing")]),
+        DreamScheduleBuilder::new("other").agents(&["sales"]),
     ] {
-        apply(&schedules, &schedule(name, selection)).await.unwrap();
+        apply(&schedules, &schedule.build()).await.unwrap();
     }
     let out = ok(&kubectl_dream(n, &["run", "support"], &[]).await);
     let lines: Vec<&str> = out.lines().collect();
@@ -349,21 +305,15 @@ async fn run_annotates_every_schedule_that_selects_the_agent() {
 
     let err = fails(&kubectl_dream(n, &["run", "ghost"], &[]).await);
     assert_eq!(err, format!("error: agent ghost not found in namespace {n}"));
-    apply(&agents, &agent("lonely", "Help.", json!({}))).await.unwrap();
+    apply(&agents, &AgentBuilder::new("lonely").instructions("Help.").build())
+        .await
+        .unwrap();
     let err = fails(&kubectl_dream(n, &["run", "lonely"], &[]).await);
     assert_eq!(
         err,
         format!("error: no DreamSchedule selects agent lonely in namespace {n}")
     );
     ns.delete().await.unwrap();
-}
-
-fn memory_md(configmap: &ConfigMap) -> &str {
-    configmap
-        .data
-        .as_ref()
-        .and_then(|d| d.get("MEMORY.md"))
-        .map_or("", String::as_str)
 }
 
 #[tokio::test]
@@ -378,12 +328,17 @@ async fn history_and_a_rollback_that_goes_through_approval() {
     let configmaps = ns.api::<ConfigMap>();
 
     // Revision 1: the agent; revision 2: new instructions; revision 3: an approved lesson.
-    apply(&agents, &agent("notes", "Take notes.", json!({}))).await.unwrap();
-    wait_revision(&agents, "notes", 1).await;
-    apply(&agents, &agent("notes", "Take short notes.", json!({})))
+    apply(&agents, &AgentBuilder::new("notes").instructions("Take notes.").build())
         .await
         .unwrap();
-    let notes = wait_revision(&agents, "notes", 2).await;
+    wait_revision(&agents, "notes", 1).await.unwrap();
+    apply(
+        &agents,
+        &AgentBuilder::new("notes").instructions("Take short notes.").build(),
+    )
+    .await
+    .unwrap();
+    let notes = wait_revision(&agents, "notes", 2).await.unwrap();
     proposals
         .create(
             &PostParams::default(),
@@ -391,10 +346,10 @@ async fn history_and_a_rollback_that_goes_through_approval() {
         )
         .await
         .unwrap();
-    wait_digest(&proposals, "notes-bullets").await;
+    wait_digest(&proposals, "notes-bullets").await.unwrap();
     ok(&kubectl_dream(n, &["approve", "notes-bullets"], &[]).await);
-    wait_phase(&proposals, "notes-bullets", Phase::Applied).await;
-    let notes = wait_revision(&agents, "notes", 3).await;
+    wait_phase(&proposals, "notes-bullets", Phase::Applied).await.unwrap();
+    let notes = wait_revision(&agents, "notes", 3).await.unwrap();
     assert!(memory_md(&configmaps.get("notes-memory").await.unwrap()).contains("Use bullet points."));
 
     // History: the current revision marked, the proposal and reviewer of revision 3. The Agent's
@@ -467,14 +422,14 @@ async fn history_and_a_rollback_that_goes_through_approval() {
     assert_eq!(ops, [ChangeOp::Archive]);
     assert_eq!(rollback.spec.changes[0].before.as_deref(), Some("Use bullet points."));
 
-    let digest = wait_digest(&proposals, &name).await;
+    let digest = wait_digest(&proposals, &name).await.unwrap();
     let diff = ok(&kubectl_dream(n, &["diff", &name], &[]).await);
     assert!(diff.contains("Source:   restores revision 2\n"), "{diff}");
     assert!(diff.contains(": Use bullet points.\n"), "{diff}");
     assert!(diff.contains("\n- [lessons] "), "{diff}");
     ok(&kubectl_dream(n, &["approve", &name, "--digest", &digest], &[]).await);
-    wait_phase(&proposals, &name, Phase::Applied).await;
-    wait_revision(&agents, "notes", 4).await;
+    wait_phase(&proposals, &name, Phase::Applied).await.unwrap();
+    wait_revision(&agents, "notes", 4).await.unwrap();
     let memory = configmaps.get("notes-memory").await.unwrap();
     assert!(
         !memory_md(&memory).contains("Use bullet points."),
@@ -599,13 +554,12 @@ impl PolicyFixture {
     /// is refused (a server-side dry run, so nothing is written).
     async fn wait_enforced(&self, namespace: &str) {
         let api: Api<MemoryProposal> = Api::namespaced(self.client.clone(), namespace);
-        let probe: MemoryProposal = serde_json::from_value(json!({
-            "apiVersion": "reverie.dev/v1alpha1", "kind": "MemoryProposal", "metadata": {"name": "probe"},
-            "spec": {"agentRef": {"name": "none"}, "baseRevision": 1, "baseDigest": "sha256:0", "summary": "probe",
-                     "changes": [{"op": "Add", "section": "lessons", "after": "probe",
-                                  "evidence": {"count": 1, "sessions": ["s"]}}]}
-        }))
-        .unwrap();
+        let probe = MemoryProposalBuilder::new("probe")
+            .agent("none")
+            .base(1, "sha256:0")
+            .summary("probe")
+            .change(test_support::lesson("probe", 1, &["s"]))
+            .build();
         let dry_run = PostParams {
             dry_run: true,
             ..PostParams::default()
@@ -671,10 +625,8 @@ async fn approvals_are_bound_to_the_user_the_api_server_authenticates() {
     let n = ns.name.as_str();
     let operator = OperatorProcess::start(n, "approvals").await.unwrap();
     let agents = ns.api::<Agent>();
-    apply(&agents, &agent("support", "Help customers with billing.", json!({})))
-        .await
-        .unwrap();
-    let support = wait_revision(&agents, "support", 1).await;
+    apply(&agents, &AgentBuilder::new("support").build()).await.unwrap();
+    let support = wait_revision(&agents, "support", 1).await.unwrap();
     let fixture = PolicyFixture::install(&client, n).await;
     let admin = authenticated_user().await;
     let proposals = ns.api::<MemoryProposal>();
@@ -716,18 +668,18 @@ async fn approvals_are_bound_to_the_user_the_api_server_authenticates() {
     );
 
     // A holder of the reviewer role approves as herself: applied, with her name on it.
-    let digest = wait_digest(&proposals, "support-a").await;
+    let digest = wait_digest(&proposals, "support-a").await.unwrap();
     let approved = kubectl_dream(n, &["approve", "support-a", "--as", "rita", "--digest", &digest], &[]).await;
     assert_eq!(
         ok(&approved),
         format!("memoryproposal/support-a approved by rita (digest {digest})\n")
     );
     assert_eq!(stderr(&approved), "approving as rita\n");
-    let applied = wait_phase(&proposals, "support-a", Phase::Applied).await;
+    let applied = wait_phase(&proposals, "support-a", Phase::Applied).await.unwrap();
     assert_eq!(applied.spec.approval.unwrap().reviewer.as_deref(), Some("rita"));
 
     // A user who may write proposals but is no reviewer is denied by the policy.
-    wait_digest(&proposals, "support-b").await;
+    wait_digest(&proposals, "support-b").await.unwrap();
     let err = fails(&kubectl_dream(n, &["approve", "support-b", "--as", "wes"], &[]).await);
     assert!(err.contains("wes may not approve or reject MemoryProposals"), "{err}");
     // A member of the reviewer group may (the group, not the role, makes him an approver).
@@ -750,7 +702,7 @@ async fn approvals_are_bound_to_the_user_the_api_server_authenticates() {
     assert_eq!(stderr(&rejected_by_gus), "rejecting as gus\n");
 
     // A reviewer writing someone else's name is denied, whatever her client says.
-    wait_digest(&proposals, "support-c").await;
+    wait_digest(&proposals, "support-c").await.unwrap();
     let as_rita = Api::<MemoryProposal>::namespaced(client_as("rita", &[]).await, n);
     let in_gus_name = json!({"spec": {"approval": {"decision": "Approved", "reviewer": "gus"}}});
     refused_with(
@@ -767,7 +719,7 @@ async fn approvals_are_bound_to_the_user_the_api_server_authenticates() {
     // The creator of a proposal may not decide it (four eyes), even holding the role.
     let hers = created_by(proposal("support-d", &support, "Confirm the plan first."), "rita");
     as_rita.create(&PostParams::default(), &hers).await.unwrap();
-    wait_digest(&proposals, "support-d").await;
+    wait_digest(&proposals, "support-d").await.unwrap();
     let err = fails(&kubectl_dream(n, &["approve", "support-d", "--as", "rita"], &[]).await);
     assert!(
         err.contains("rita created this proposal and may not decide it"),

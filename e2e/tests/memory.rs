@@ -8,39 +8,12 @@ use kube::api::{DeleteParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, ResourceExt};
 use reverie::api::Agent;
+use reverie_api::test_support::AgentBuilder;
 use reverie_e2e::{
-    OperatorProcess, TestNamespace, apply, client, condition, has_condition, install_crds, wait_for, within,
+    OperatorProcess, TestNamespace, apply, client, condition, has_condition, install_crds, wait_for, wait_revision,
+    within,
 };
 use serde_json::{Value, json};
-
-fn agent(name: &str, instructions: &str, extra: Value) -> Agent {
-    let mut spec = json!({"model": "claude", "instructions": instructions});
-    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
-        spec.extend(extra.clone());
-    }
-    serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent", "metadata": {"name": name}, "spec": spec
-    }))
-    .unwrap()
-}
-
-/// Waits until the agent reports memory revision `revision` for its current generation.
-async fn wait_revision(api: &Api<Agent>, name: &str, revision: u64) -> Agent {
-    let ready = has_condition::<Agent>("MemoryReady", "True");
-    wait_for(
-        api,
-        name,
-        &format!("memory revision {revision}"),
-        move |a: Option<&Agent>| {
-            use kube::runtime::wait::Condition;
-            ready.matches_object(a)
-                && a.and_then(|a| a.status.as_ref()?.memory.as_ref())
-                    .is_some_and(|m| m.revision == revision)
-        },
-    )
-    .await
-    .unwrap()
-}
 
 fn data<'a>(configmap: &'a ConfigMap, key: &str) -> &'a str {
     configmap
@@ -60,10 +33,8 @@ async fn memory_revisions_live_in_configmaps() {
     let agents = ns.api::<Agent>();
     let configmaps = ns.api::<ConfigMap>();
 
-    apply(&agents, &agent("support", "Help customers with billing.", json!({})))
-        .await
-        .unwrap();
-    let first = wait_revision(&agents, "support", 1).await;
+    apply(&agents, &AgentBuilder::new("support").build()).await.unwrap();
+    let first = wait_revision(&agents, "support", 1).await.unwrap();
     let memory = configmaps.get("support-memory").await.unwrap();
     assert!(data(&memory, "MEMORY.md").contains("Help customers with billing."));
     let status = first.status.unwrap().memory.unwrap();
@@ -75,11 +46,13 @@ async fn memory_revisions_live_in_configmaps() {
     // New instructions are a new revision; the previous one is kept for rollback.
     apply(
         &agents,
-        &agent("support", "Help customers with billing. Be brief.", json!({})),
+        &AgentBuilder::new("support")
+            .instructions("Help customers with billing. Be brief.")
+            .build(),
     )
     .await
     .unwrap();
-    let second = wait_revision(&agents, "support", 2).await;
+    let second = wait_revision(&agents, "support", 2).await.unwrap();
     assert!(data(&configmaps.get("support-memory").await.unwrap(), "MEMORY.md").contains("Be brief."));
     assert!(configmaps.get_opt("support-memory-r1").await.unwrap().is_some());
     assert!(configmaps.get_opt("support-memory-r2").await.unwrap().is_some());
@@ -98,17 +71,25 @@ async fn runtime_mounts_memory_read_only_and_rolls_on_a_new_revision() {
     let sessions = std::env::temp_dir().join(format!("reverie-e2e-sessions-{}", ns.name));
     std::fs::create_dir_all(&sessions).unwrap();
     // A team memory shared with the agent, mounted read-only next to its own.
-    apply(&agents, &agent("team", "Team conventions.", json!({})))
-        .await
-        .unwrap();
-    let runtime = json!({
-        "runtime": {"image": "agent-runtime:1", "args": ["sh", "-c", "test -s /var/lib/reverie/memory/MEMORY.md && test -s /var/lib/reverie/shared/team/MEMORY.md && while true; do sleep 1; done"]},
-        "sessions": {"hostPath": {"path": sessions.to_str().unwrap()}, "path": "support"},
-        "memory": {"shared": [{"agentRef": {"name": "team"}}]}
-    });
-    apply(&agents, &agent("support", "Help customers.", runtime.clone()))
-        .await
-        .unwrap();
+    apply(
+        &agents,
+        &AgentBuilder::new("team").instructions("Team conventions.").build(),
+    )
+    .await
+    .unwrap();
+    let with_runtime = |instructions: &str| {
+        AgentBuilder::new("support")
+            .instructions(instructions)
+            .runtime(
+                "agent-runtime:1",
+                &["sh", "-c", "test -s /var/lib/reverie/memory/MEMORY.md && test -s /var/lib/reverie/shared/team/MEMORY.md && while true; do sleep 1; done"],
+            )
+            .sessions_host_path(&sessions)
+            .sessions_subpath("support")
+            .shared_memory("team")
+            .build()
+    };
+    apply(&agents, &with_runtime("Help customers.")).await.unwrap();
     let ready = wait_for(
         &agents,
         "support",
@@ -147,13 +128,10 @@ async fn runtime_mounts_memory_read_only_and_rolls_on_a_new_revision() {
     assert_eq!(security.seccomp_profile.unwrap().type_, "RuntimeDefault");
 
     // A new revision changes the pod template, so the Deployment rolls.
-    apply(
-        &agents,
-        &agent("support", "Help customers. Never share account numbers.", runtime),
-    )
-    .await
-    .unwrap();
-    let rolled = wait_revision(&agents, "support", 2).await;
+    apply(&agents, &with_runtime("Help customers. Never share account numbers."))
+        .await
+        .unwrap();
+    let rolled = wait_revision(&agents, "support", 2).await.unwrap();
     let new_digest = rolled.status.unwrap().memory.unwrap().digest;
     let deployments = ns.api::<Deployment>();
     wait_for(
@@ -197,10 +175,12 @@ async fn deleting_an_agent_removes_what_it_owned() {
     let ns = TestNamespace::create(&client, "gc").await.unwrap();
     let operator = OperatorProcess::start(&ns.name, "gc").await.unwrap();
     let agents = ns.api::<Agent>();
-    let runtime =
-        json!({"runtime": {"image": "agent-runtime:1", "args": ["sh", "-c", "while true; do sleep 1; done"]}});
-    apply(&agents, &agent("support", "Help.", runtime)).await.unwrap();
-    wait_revision(&agents, "support", 1).await;
+    let with_runtime = AgentBuilder::new("support")
+        .instructions("Help.")
+        .runtime("agent-runtime:1", &["sh", "-c", "while true; do sleep 1; done"])
+        .build();
+    apply(&agents, &with_runtime).await.unwrap();
+    wait_revision(&agents, "support", 1).await.unwrap();
     let configmaps = ns.api::<ConfigMap>();
     let owned_uid = configmaps.get("support-memory").await.unwrap().uid().unwrap();
     let snapshot_uid = configmaps.get("support-memory-r1").await.unwrap().uid().unwrap();
@@ -256,7 +236,9 @@ async fn a_memory_too_large_for_a_configmap_points_to_the_pvc_store() {
     let agents = ns.api::<Agent>();
     // The instructions land in memory.yaml and MEMORY.md: together over the ConfigMap limit.
     let huge = "Answer precisely and cite the policy section. ".repeat(11_000);
-    apply(&agents, &agent("support", &huge, json!({}))).await.unwrap();
+    apply(&agents, &AgentBuilder::new("support").instructions(&huge).build())
+        .await
+        .unwrap();
     let refused = wait_for(
         &agents,
         "support",
@@ -317,16 +299,19 @@ async fn pvc_memory_is_written_atomically_by_an_idempotent_apply_job() {
         .await
         .unwrap();
     let agents = ns.api::<Agent>();
-    let store = json!({"memory": {"store": {"persistentVolumeClaim": {"claimName": "memories", "path": "support"}}}});
-    apply(&agents, &agent("support", "Help customers.", store.clone()))
-        .await
-        .unwrap();
-    wait_revision(&agents, "support", 1).await;
+    let on_the_claim = |instructions: &str| {
+        AgentBuilder::new("support")
+            .instructions(instructions)
+            .pvc_memory("memories", "support")
+            .build()
+    };
+    apply(&agents, &on_the_claim("Help customers.")).await.unwrap();
+    wait_revision(&agents, "support", 1).await.unwrap();
 
-    apply(&agents, &agent("support", "Help customers. Be brief.", store))
+    apply(&agents, &on_the_claim("Help customers. Be brief."))
         .await
         .unwrap();
-    let second = wait_revision(&agents, "support", 2).await;
+    let second = wait_revision(&agents, "support", 2).await.unwrap();
     let dir = claim_dir(&client, &ns, "memories").await.join("support");
     let current = std::fs::read_to_string(dir.join("current.json")).unwrap();
     assert!(

@@ -9,41 +9,25 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use reverie::api::{Agent, DreamSchedule, MemoryProposal};
+use reverie_api::test_support::{DreamScheduleBuilder, MemoryProposalBuilder, lesson};
 use reverie_e2e::{
-    OperatorProcess, TIMEOUT, TestNamespace, apply, client, condition, has_condition, install_crds, wait_for, within,
+    OperatorProcess, TIMEOUT, TestNamespace, apply, client, condition, dreaming_agent, has_condition, install_crds,
+    wait_for, within,
 };
-use serde_json::json;
 
 /// An agent with a sessions folder, so schedules that select it have something to dream over.
 fn agent(name: &str) -> Agent {
     let sessions = std::env::temp_dir().join("reverie-e2e-operator-sessions");
     std::fs::create_dir_all(&sessions).unwrap();
-    serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent", "metadata": {"name": name},
-        "spec": {"model": "claude", "instructions": "Help customers with billing.",
-                 "sessions": {"hostPath": {"path": sessions}}}
-    }))
-    .unwrap()
+    dreaming_agent(name, &sessions)
 }
 
-fn schedule(name: &str, cron: &str, time_zone: &str, agent: &str) -> DreamSchedule {
-    serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "DreamSchedule", "metadata": {"name": name},
-        "spec": {"schedule": cron, "timeZone": time_zone, "agents": {"names": [agent]}}
-    }))
-    .unwrap()
-}
-
-fn proposal(name: &str, agent: &str) -> MemoryProposal {
-    serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "MemoryProposal", "metadata": {"name": name},
-        "spec": {
-            "agentRef": {"name": agent}, "baseRevision": 1, "baseDigest": "sha256:00", "summary": "Accounts are found by billing id.",
-            "changes": [{"op": "Add", "section": "lessons", "after": "Look accounts up by billing id, not email.",
-                         "evidence": {"count": 4, "sessions": ["s-1", "s-2"]}}]
-        }
-    }))
-    .unwrap()
+/// A proposal of one lesson for agent `support`.
+fn proposal(name: &str) -> MemoryProposal {
+    MemoryProposalBuilder::new(name)
+        .summary("Accounts are found by billing id.")
+        .change(lesson("Look accounts up by billing id, not email.", 4, &["s-1", "s-2"]))
+        .build()
 }
 
 async fn events_with_reason(ns: &TestNamespace, reason: &str) -> Vec<Event> {
@@ -67,11 +51,11 @@ async fn reconciles_every_kind_to_ready_with_observed_generation() {
     apply(&ns.api::<Agent>(), &agent("support")).await.unwrap();
     apply(
         &ns.api::<DreamSchedule>(),
-        &schedule("nightly", "0 3 * * *", "Europe/Paris", "support"),
+        &DreamScheduleBuilder::new("nightly").time_zone("Europe/Paris").build(),
     )
     .await
     .unwrap();
-    apply(&ns.api::<MemoryProposal>(), &proposal("support-1", "support"))
+    apply(&ns.api::<MemoryProposal>(), &proposal("support-1"))
         .await
         .unwrap();
 
@@ -121,9 +105,12 @@ async fn invalid_objects_get_conditions_that_say_why_and_recover() {
     let operator = OperatorProcess::start(&ns.name, "invalid").await.unwrap();
     let schedules = ns.api::<DreamSchedule>();
 
-    apply(&schedules, &schedule("bad-cron", "61 25 * * *", "UTC", "support"))
-        .await
-        .unwrap();
+    apply(
+        &schedules,
+        &DreamScheduleBuilder::new("bad-cron").cron("61 25 * * *").build(),
+    )
+    .await
+    .unwrap();
     let bad = wait_for(
         &schedules,
         "bad-cron",
@@ -136,9 +123,15 @@ async fn invalid_objects_get_conditions_that_say_why_and_recover() {
     assert_eq!(accepted.reason, "InvalidSchedule");
     assert!(accepted.message.contains("61 25 * * *"), "{}", accepted.message);
 
-    apply(&schedules, &schedule("bad-zone", "@daily", "Mars/Olympus", "support"))
-        .await
-        .unwrap();
+    apply(
+        &schedules,
+        &DreamScheduleBuilder::new("bad-zone")
+            .cron("@daily")
+            .time_zone("Mars/Olympus")
+            .build(),
+    )
+    .await
+    .unwrap();
     let zone = wait_for(
         &schedules,
         "bad-zone",
@@ -152,7 +145,7 @@ async fn invalid_objects_get_conditions_that_say_why_and_recover() {
 
     // A proposal for an agent that does not exist yet is accepted but not ready ...
     let proposals = ns.api::<MemoryProposal>();
-    apply(&proposals, &proposal("early", "support")).await.unwrap();
+    apply(&proposals, &proposal("early")).await.unwrap();
     let early = wait_for(&proposals, "early", "Ready=False", has_condition("Ready", "False"))
         .await
         .unwrap();
@@ -164,7 +157,7 @@ async fn invalid_objects_get_conditions_that_say_why_and_recover() {
         .unwrap();
 
     // Fixing the cron is a new generation, observed and accepted.
-    apply(&schedules, &schedule("bad-cron", "0 3 * * *", "UTC", "support"))
+    apply(&schedules, &DreamScheduleBuilder::new("bad-cron").build())
         .await
         .unwrap();
     let fixed = wait_for(&schedules, "bad-cron", "Ready=True", has_condition("Ready", "True"))
@@ -185,11 +178,11 @@ async fn reconciling_unchanged_objects_writes_nothing() {
     apply(&ns.api::<Agent>(), &agent("support")).await.unwrap();
     apply(
         &ns.api::<DreamSchedule>(),
-        &schedule("nightly", "@daily", "UTC", "support"),
+        &DreamScheduleBuilder::new("nightly").cron("@daily").build(),
     )
     .await
     .unwrap();
-    apply(&ns.api::<MemoryProposal>(), &proposal("support-1", "support"))
+    apply(&ns.api::<MemoryProposal>(), &proposal("support-1"))
         .await
         .unwrap();
     wait_for(&ns.api::<Agent>(), "support", "Ready", has_condition("Ready", "True"))

@@ -7,50 +7,29 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use reverie::api::memory_proposal::Phase;
 use reverie::api::{Agent, MemoryProposal};
-use reverie_e2e::{OperatorProcess, TestNamespace, apply, client, has_condition, install_crds, wait_for};
+use reverie_api::test_support::{self, AgentBuilder, MemoryProposalBuilder};
+use reverie_e2e::{
+    OperatorProcess, TestNamespace, apply, client, has_condition, install_crds, memory_md, wait_digest, wait_for,
+    wait_phase,
+};
 use serde_json::json;
 
+/// A proposal of `lesson` for agent `support` on the given memory revision.
 fn proposal(name: &str, base_revision: u64, base_digest: &str, lesson: &str) -> MemoryProposal {
-    serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "MemoryProposal", "metadata": {"name": name},
-        "spec": {
-            "agentRef": {"name": "support"}, "baseRevision": base_revision, "baseDigest": base_digest,
-            "summary": "Reviewed 12 sessions.",
-            "changes": [{"op": "Add", "section": "lessons", "after": lesson,
-                         "evidence": {"count": 4, "sessions": ["s-1", "s-2", "s-3", "s-4"]}}]
-        }
-    }))
-    .unwrap()
+    MemoryProposalBuilder::new(name)
+        .base(base_revision, base_digest)
+        .summary("Reviewed 12 sessions.")
+        .change(test_support::lesson(lesson, 4, &["s-1", "s-2", "s-3", "s-4"]))
+        .build()
 }
 
 /// Waits for the operator to record the digest, then writes the decision as a reviewer does.
 async fn decide(api: &Api<MemoryProposal>, name: &str, decision: &str) {
-    let seen = wait_for(api, name, "digest recorded", |p: Option<&MemoryProposal>| {
-        p.and_then(|p| p.status.as_ref()?.digest.as_ref()).is_some()
-    })
-    .await
-    .unwrap();
-    let digest = seen.status.unwrap().digest.unwrap();
+    let digest = wait_digest(api, name).await.unwrap();
     let patch = json!({"spec": {"approval": {"decision": decision, "reviewer": "ana", "digest": digest}}});
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
-}
-
-async fn wait_phase(api: &Api<MemoryProposal>, name: &str, phase: Phase) -> MemoryProposal {
-    wait_for(api, name, phase.as_str(), move |p: Option<&MemoryProposal>| {
-        p.and_then(|p| p.status.as_ref()?.phase) == Some(phase)
-    })
-    .await
-    .unwrap()
-}
-
-fn memory_md(configmap: &ConfigMap) -> &str {
-    configmap
-        .data
-        .as_ref()
-        .and_then(|d| d.get("MEMORY.md"))
-        .map_or("", String::as_str)
 }
 
 #[tokio::test]
@@ -62,11 +41,7 @@ async fn approval_applies_the_next_revision_and_rejection_changes_nothing() {
     let agents = ns.api::<Agent>();
     let proposals = ns.api::<MemoryProposal>();
     let configmaps = ns.api::<ConfigMap>();
-    let support: Agent = serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "support"},
-        "spec": {"model": "claude", "instructions": "Help customers with billing."}
-    }))
-    .unwrap();
+    let support = AgentBuilder::new("support").build();
     apply(&agents, &support).await.unwrap();
     let ready = wait_for(&agents, "support", "MemoryReady", has_condition("MemoryReady", "True"))
         .await
@@ -77,7 +52,7 @@ async fn approval_applies_the_next_revision_and_rejection_changes_nothing() {
     let rejected = proposal("support-reject", 1, &base.digest, "Always escalate refunds.");
     proposals.create(&PostParams::default(), &rejected).await.unwrap();
     decide(&proposals, "support-reject", "Rejected").await;
-    wait_phase(&proposals, "support-reject", Phase::Rejected).await;
+    wait_phase(&proposals, "support-reject", Phase::Rejected).await.unwrap();
     assert_eq!(
         configmaps.get("support-memory").await.unwrap().annotations()["reverie.dev/revision"],
         "1"
@@ -95,7 +70,7 @@ async fn approval_applies_the_next_revision_and_rejection_changes_nothing() {
             .unwrap();
     }
     decide(&proposals, "support-a", "Approved").await;
-    let first = wait_phase(&proposals, "support-a", Phase::Applied).await;
+    let first = wait_phase(&proposals, "support-a", Phase::Applied).await.unwrap();
     let first_status = first.status.unwrap();
     assert_eq!(first_status.applied_revision, Some(2));
     assert_eq!(first_status.approved_by.as_deref(), Some("ana"));
@@ -107,7 +82,7 @@ async fn approval_applies_the_next_revision_and_rejection_changes_nothing() {
     );
 
     decide(&proposals, "support-b", "Approved").await;
-    let second = wait_phase(&proposals, "support-b", Phase::Applied).await;
+    let second = wait_phase(&proposals, "support-b", Phase::Applied).await.unwrap();
     let second_status = second.status.unwrap();
     assert_eq!(
         (second_status.applied_revision, second_status.rebased_from),
@@ -135,16 +110,13 @@ async fn approval_applies_the_next_revision_and_rejection_changes_nothing() {
     ns.delete().await.unwrap();
 }
 
+/// A proposal rewording entry `id` to `text` on the given memory revision.
 fn update_of(name: &str, base_revision: u64, base_digest: &str, id: &str, text: &str) -> MemoryProposal {
-    serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "MemoryProposal", "metadata": {"name": name},
-        "spec": {
-            "agentRef": {"name": "support"}, "baseRevision": base_revision, "baseDigest": base_digest,
-            "summary": "A sharper wording.",
-            "changes": [{"op": "Update", "id": id, "after": text, "evidence": {"count": 5}}]
-        }
-    }))
-    .unwrap()
+    MemoryProposalBuilder::new(name)
+        .base(base_revision, base_digest)
+        .summary("A sharper wording.")
+        .change(test_support::update(id, text, 5))
+        .build()
 }
 
 #[tokio::test]
@@ -156,13 +128,10 @@ async fn overlapping_proposals_conflict_tampering_is_caught_and_the_deployment_r
     let agents = ns.api::<Agent>();
     let proposals = ns.api::<MemoryProposal>();
     let deployments = ns.api::<k8s_openapi::api::apps::v1::Deployment>();
-    let support: Agent = serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "support"},
-        "spec": {"model": "claude", "instructions": "Help customers with billing.",
-                 "runtime": {"image": "agent-runtime:1", "args": ["sh", "-c", "while true; do sleep 1; done"]},
-                 "dreaming": {"approvalTimeout": "1s"}}
-    }))
-    .unwrap();
+    let support = AgentBuilder::new("support")
+        .runtime("agent-runtime:1", &["sh", "-c", "while true; do sleep 1; done"])
+        .spec(|spec| spec.dreaming.approval_timeout = "1s".into())
+        .build();
     apply(&agents, &support).await.unwrap();
     let ready = wait_for(&agents, "support", "MemoryReady", has_condition("MemoryReady", "True"))
         .await
@@ -177,7 +146,7 @@ async fn overlapping_proposals_conflict_tampering_is_caught_and_the_deployment_r
         )
         .await
         .unwrap();
-    wait_phase(&proposals, "support-late", Phase::Expired).await;
+    wait_phase(&proposals, "support-late", Phase::Expired).await.unwrap();
 
     // A longer timeout for the rest; approving the lesson rolls the agent's pods.
     let patch = json!({"spec": {"dreaming": {"approvalTimeout": "7d"}}});
@@ -193,6 +162,7 @@ async fn overlapping_proposals_conflict_tampering_is_caught_and_the_deployment_r
     decide(&proposals, "support-a", "Approved").await;
     let applied = wait_phase(&proposals, "support-a", Phase::Applied)
         .await
+        .unwrap()
         .status
         .unwrap();
     let new_digest = applied.applied_digest.clone().unwrap();
@@ -232,9 +202,9 @@ async fn overlapping_proposals_conflict_tampering_is_caught_and_the_deployment_r
             .unwrap();
     }
     decide(&proposals, "support-b", "Approved").await;
-    wait_phase(&proposals, "support-b", Phase::Applied).await;
+    wait_phase(&proposals, "support-b", Phase::Applied).await.unwrap();
     decide(&proposals, "support-c", "Approved").await;
-    let conflicted = wait_phase(&proposals, "support-c", Phase::Conflicted).await;
+    let conflicted = wait_phase(&proposals, "support-c", Phase::Conflicted).await.unwrap();
     let message = reverie_e2e::condition(&conflicted, "Applied").unwrap().message.clone();
     assert!(message.contains(&id) && message.contains("was updated"), "{message}");
 
@@ -307,12 +277,7 @@ async fn a_proposal_for_a_pvc_memory_is_applied_by_the_apply_job() {
         .unwrap();
     let agents = ns.api::<Agent>();
     let proposals = ns.api::<MemoryProposal>();
-    let support: Agent = serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "support"},
-        "spec": {"model": "claude", "instructions": "Help customers with billing.",
-                 "memory": {"store": {"persistentVolumeClaim": {"claimName": "memories", "path": "support"}}}}
-    }))
-    .unwrap();
+    let support = AgentBuilder::new("support").pvc_memory("memories", "support").build();
     apply(&agents, &support).await.unwrap();
     let ready = wait_for(&agents, "support", "MemoryReady", has_condition("MemoryReady", "True"))
         .await
@@ -329,6 +294,7 @@ async fn a_proposal_for_a_pvc_memory_is_applied_by_the_apply_job() {
     decide(&proposals, "support-a", "Approved").await;
     let applied = wait_phase(&proposals, "support-a", Phase::Applied)
         .await
+        .unwrap()
         .status
         .unwrap();
     assert_eq!(applied.applied_revision, Some(base.revision + 1));
@@ -374,16 +340,7 @@ async fn a_proposal_for_a_pvc_memory_is_applied_by_the_apply_job() {
 fn kubectl_apply(namespace: &str, manifest: &MemoryProposal) {
     let path = std::env::temp_dir().join(format!("reverie-e2e-{namespace}-{}.yaml", manifest.name_any()));
     std::fs::write(&path, serde_yaml::to_string(manifest).unwrap()).unwrap();
-    let output = std::process::Command::new("kubectl")
-        .args(["apply", "-n", namespace, "-f"])
-        .arg(&path)
-        .output()
-        .expect("kubectl is installed by e2e/cluster/install-deps.sh");
-    assert!(
-        output.status.success(),
-        "kubectl apply failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    reverie_e2e::kubectl_apply(namespace, &path).unwrap();
 }
 
 #[tokio::test]
@@ -394,11 +351,7 @@ async fn an_approved_manifest_from_git_is_applied_only_when_its_digest_matches()
     let operator = OperatorProcess::start(&ns.name, "gitops").await.unwrap();
     let agents = ns.api::<Agent>();
     let proposals = ns.api::<MemoryProposal>();
-    let support: Agent = serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "support"},
-        "spec": {"model": "claude", "instructions": "Help customers with billing."}
-    }))
-    .unwrap();
+    let support = AgentBuilder::new("support").build();
     apply(&agents, &support).await.unwrap();
     let ready = wait_for(&agents, "support", "MemoryReady", has_condition("MemoryReady", "True"))
         .await
@@ -413,6 +366,7 @@ async fn an_approved_manifest_from_git_is_applied_only_when_its_digest_matches()
     kubectl_apply(&ns.name, &merged);
     let applied = wait_phase(&proposals, "support-merged", Phase::Applied)
         .await
+        .unwrap()
         .status
         .unwrap();
     assert_eq!(applied.applied_revision, Some(2));
@@ -428,7 +382,7 @@ async fn an_approved_manifest_from_git_is_applied_only_when_its_digest_matches()
     altered.spec.approval =
         serde_json::from_value(json!({"decision": "Approved", "reviewer": "ana", "digest": digest})).unwrap();
     kubectl_apply(&ns.name, &altered);
-    let failed = wait_phase(&proposals, "support-altered", Phase::Failed).await;
+    let failed = wait_phase(&proposals, "support-altered", Phase::Failed).await.unwrap();
     let reason = reverie_e2e::condition(&failed, "Applied").unwrap().reason.clone();
     assert_eq!(reason, "ApprovalDigestMismatch");
     let memory = ns.api::<ConfigMap>().get("support-memory").await.unwrap();

@@ -3,41 +3,35 @@
 //! missed runs, history limits, failing passes, and the dreamer's limited RBAC.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
-use reverie::api::dream_schedule::AgentRun;
+use reverie::api::dream_schedule::{AgentRun, ConcurrencyPolicy, DreamJobTemplate, Reflector, ReflectorProvider};
 use reverie::api::{Agent, DreamSchedule, MemoryProposal};
-use reverie_e2e::{OperatorProcess, TestNamespace, apply, client, has_condition, install_crds, wait_for};
-use serde_json::{Value, json};
+use reverie_api::test_support::{AgentBuilder, DreamScheduleBuilder};
+use reverie_e2e::{
+    OperatorProcess, TestNamespace, apply, client, dreaming_agent, has_condition, install_crds, wait_for,
+};
+use serde_json::json;
 
 /// A copy of `examples/sessions` (the transcripts the README's demo dreams over).
 fn sessions_copy(name: &str) -> PathBuf {
     reverie_e2e::copy_example_sessions(&std::env::temp_dir().join(format!("reverie-e2e-{name}")))
 }
 
-fn agent(name: &str, sessions: &Path) -> Agent {
-    serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent", "metadata": {"name": name},
-        "spec": {"model": "claude", "instructions": "Help customers with billing.",
-                 "sessions": {"hostPath": {"path": sessions.to_str().unwrap()}}}
-    }))
-    .unwrap()
-}
-
-fn schedule(name: &str, spec: Value) -> DreamSchedule {
-    let mut full = json!({"schedule": "0 3 * * *", "agents": {"names": ["support"]}});
-    if let (Some(base), Some(extra)) = (full.as_object_mut(), spec.as_object()) {
-        base.extend(extra.clone());
+/// A model endpoint (OpenAI-compatible, model `m`) at `endpoint`, for passes that must hang or
+/// fail there.
+fn openai_at(endpoint: String) -> Reflector {
+    Reflector {
+        provider: ReflectorProvider::OpenAi,
+        model: Some("m".into()),
+        endpoint: Some(endpoint),
+        ..Reflector::default()
     }
-    serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "DreamSchedule", "metadata": {"name": name}, "spec": full
-    }))
-    .unwrap()
 }
 
 async fn dream_now(api: &Api<DreamSchedule>, name: &str, value: &str) {
@@ -113,8 +107,8 @@ async fn run_now_reads_the_sessions_folder_and_creates_a_proposal_with_evidence(
     let sessions = sessions_copy(&ns.name);
     let empty = std::env::temp_dir().join(format!("reverie-e2e-{}-empty", ns.name));
     std::fs::create_dir_all(&empty).unwrap();
-    apply(&agents, &agent("support", &sessions)).await.unwrap();
-    apply(&agents, &agent("quiet", &empty)).await.unwrap();
+    apply(&agents, &dreaming_agent("support", &sessions)).await.unwrap();
+    apply(&agents, &dreaming_agent("quiet", &empty)).await.unwrap();
     wait_for(&agents, "support", "MemoryReady", has_condition("MemoryReady", "True"))
         .await
         .unwrap();
@@ -123,7 +117,9 @@ async fn run_now_reads_the_sessions_folder_and_creates_a_proposal_with_evidence(
         .unwrap();
     apply(
         &schedules,
-        &schedule("nightly", json!({"agents": {"names": ["support", "quiet"]}})),
+        &DreamScheduleBuilder::new("nightly")
+            .agents(&["support", "quiet"])
+            .build(),
     )
     .await
     .unwrap();
@@ -184,13 +180,18 @@ async fn forbid_skips_a_second_pass_and_replace_replaces_the_running_one() {
     let jobs = ns.api::<Job>();
     let sessions = sessions_copy(&ns.name);
     let (_listener, endpoint) = silent_endpoint();
-    apply(&agents, &agent("support", &sessions)).await.unwrap();
+    apply(&agents, &dreaming_agent("support", &sessions)).await.unwrap();
     wait_for(&agents, "support", "MemoryReady", has_condition("MemoryReady", "True"))
         .await
         .unwrap();
-    let spec = json!({"reflector": {"provider": "openai", "model": "m", "endpoint": endpoint},
-                      "jobTemplate": {"backoffLimit": 0}});
-    apply(&schedules, &schedule("slow", spec.clone())).await.unwrap();
+    let slow = DreamScheduleBuilder::new("slow").spec(|spec| {
+        spec.reflector = openai_at(endpoint);
+        spec.job_template = Some(DreamJobTemplate {
+            backoff_limit: Some(0),
+            ..DreamJobTemplate::default()
+        });
+    });
+    apply(&schedules, &slow.clone().build()).await.unwrap();
     wait_for(&schedules, "slow", "Ready", has_condition("Ready", "True"))
         .await
         .unwrap();
@@ -203,9 +204,8 @@ async fn forbid_skips_a_second_pass_and_replace_replaces_the_running_one() {
     assert!(skipped.message.unwrap().contains("still running"));
     assert_eq!(job_names(&jobs, "slow").await, std::slice::from_ref(&first));
 
-    let mut replace = spec;
-    replace["concurrencyPolicy"] = json!("Replace");
-    apply(&schedules, &schedule("slow", replace)).await.unwrap();
+    let replace = slow.spec(|spec| spec.concurrency_policy = ConcurrencyPolicy::Replace);
+    apply(&schedules, &replace.build()).await.unwrap();
     dream_now(&schedules, "slow", "3").await;
     let second = wait_for(&schedules, "slow", "a replacing pass", |s: Option<&DreamSchedule>| {
         last_run(s, "support").is_some_and(|r| r.result == "Running" && r.job.contains("-now-"))
@@ -232,14 +232,20 @@ async fn a_failing_pass_fails_its_job_with_a_message_and_leaves_memory_alone() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
     };
-    apply(&agents, &agent("support", &sessions)).await.unwrap();
+    apply(&agents, &dreaming_agent("support", &sessions)).await.unwrap();
     wait_for(&agents, "support", "MemoryReady", has_condition("MemoryReady", "True"))
         .await
         .unwrap();
     // ttlSecondsAfterFinished: Kubernetes deletes the finished Job; the run stays on record.
-    let spec = json!({"reflector": {"provider": "openai", "model": "m", "endpoint": format!("http://127.0.0.1:{closed}")},
-                      "jobTemplate": {"backoffLimit": 0, "ttlSecondsAfterFinished": 2}});
-    apply(&schedules, &schedule("broken", spec)).await.unwrap();
+    let broken = DreamScheduleBuilder::new("broken").spec(|spec| {
+        spec.reflector = openai_at(format!("http://127.0.0.1:{closed}"));
+        spec.job_template = Some(DreamJobTemplate {
+            backoff_limit: Some(0),
+            ttl_seconds_after_finished: Some(2),
+            ..DreamJobTemplate::default()
+        });
+    });
+    apply(&schedules, &broken.build()).await.unwrap();
     wait_for(&schedules, "broken", "Ready", has_condition("Ready", "True"))
         .await
         .unwrap();
@@ -284,10 +290,9 @@ async fn history_limits_delete_old_jobs() {
     let jobs = ns.api::<Job>();
     let empty = std::env::temp_dir().join(format!("reverie-e2e-{}-empty", ns.name));
     std::fs::create_dir_all(&empty).unwrap();
-    apply(&agents, &agent("support", &empty)).await.unwrap();
-    apply(&schedules, &schedule("kept", json!({"successfulJobsHistoryLimit": 1})))
-        .await
-        .unwrap();
+    apply(&agents, &dreaming_agent("support", &empty)).await.unwrap();
+    let kept = DreamScheduleBuilder::new("kept").spec(|spec| spec.successful_jobs_history_limit = 1);
+    apply(&schedules, &kept.build()).await.unwrap();
     wait_for(&schedules, "kept", "Ready", has_condition("Ready", "True"))
         .await
         .unwrap();
@@ -316,14 +321,11 @@ async fn suspend_stops_new_passes_and_resuming_starts_the_missed_one() {
     let jobs = ns.api::<Job>();
     let empty = std::env::temp_dir().join(format!("reverie-e2e-{}-empty", ns.name));
     std::fs::create_dir_all(&empty).unwrap();
-    apply(&agents, &agent("support", &empty)).await.unwrap();
-    let every_minute = json!({"schedule": "* * * * *"});
-    let mut suspended = every_minute.clone();
-    suspended["suspend"] = json!(true);
-    apply(&schedules, &schedule("paused", suspended)).await.unwrap();
-    apply(&schedules, &schedule("witness", every_minute.clone()))
-        .await
-        .unwrap();
+    apply(&agents, &dreaming_agent("support", &empty)).await.unwrap();
+    let every_minute = |name: &str| DreamScheduleBuilder::new(name).cron("* * * * *");
+    let suspended = every_minute("paused").spec(|spec| spec.suspend = true);
+    apply(&schedules, &suspended.build()).await.unwrap();
+    apply(&schedules, &every_minute("witness").build()).await.unwrap();
     let paused = wait_for(&schedules, "paused", "Ready", has_condition("Ready", "True"))
         .await
         .unwrap();
@@ -346,7 +348,7 @@ async fn suspend_stops_new_passes_and_resuming_starts_the_missed_one() {
     );
 
     // Resuming starts the most recent missed fire time at once.
-    apply(&schedules, &schedule("paused", every_minute)).await.unwrap();
+    apply(&schedules, &every_minute("paused").build()).await.unwrap();
     let resumed = wait_for(&schedules, "paused", "the missed pass", |s: Option<&DreamSchedule>| {
         s.and_then(|s| s.status.as_ref()?.last_schedule_time.as_ref()).is_some()
     })
@@ -366,15 +368,17 @@ async fn the_dreamer_can_read_its_agent_and_memory_and_nothing_else() {
     let schedules = ns.api::<DreamSchedule>();
     let empty = std::env::temp_dir().join(format!("reverie-e2e-{}-empty", ns.name));
     std::fs::create_dir_all(&empty).unwrap();
-    apply(&agents, &agent("support", &empty)).await.unwrap();
-    apply(&agents, &agent("other", &empty)).await.unwrap();
+    apply(&agents, &dreaming_agent("support", &empty)).await.unwrap();
+    apply(&agents, &dreaming_agent("other", &empty)).await.unwrap();
     let secret: Secret =
         serde_json::from_value(json!({"metadata": {"name": "llm"}, "stringData": {"key": "s3cret"}})).unwrap();
     ns.api::<Secret>()
         .create(&PostParams::default(), &secret)
         .await
         .unwrap();
-    apply(&schedules, &schedule("nightly", json!({}))).await.unwrap();
+    apply(&schedules, &DreamScheduleBuilder::new("nightly").build())
+        .await
+        .unwrap();
     dream_now(&schedules, "nightly", "1").await;
     wait_run(&schedules, "nightly", "support", "Succeeded", None).await;
 
@@ -445,19 +449,17 @@ async fn a_collective_pass_pools_agents_and_proposes_to_the_team_memory() {
         sessions_copy(&format!("{}-a", ns.name)),
         sessions_copy(&format!("{}-b", ns.name)),
     );
-    apply(&agents, &agent("alpha", &first)).await.unwrap();
-    apply(&agents, &agent("beta", &second)).await.unwrap();
-    let team: Agent = serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "team"},
-        "spec": {"model": "claude", "instructions": "Team conventions."}
-    }))
-    .unwrap();
+    apply(&agents, &dreaming_agent("alpha", &first)).await.unwrap();
+    apply(&agents, &dreaming_agent("beta", &second)).await.unwrap();
+    let team = AgentBuilder::new("team").instructions("Team conventions.").build();
     apply(&agents, &team).await.unwrap();
     wait_for(&agents, "team", "MemoryReady", has_condition("MemoryReady", "True"))
         .await
         .unwrap();
-    let spec = json!({"agents": {"names": ["alpha", "beta"], "collective": {"target": "team", "minAgents": 2}}});
-    apply(&schedules, &schedule("pooled", spec)).await.unwrap();
+    let pooled = DreamScheduleBuilder::new("pooled")
+        .agents(&["alpha", "beta"])
+        .collective("team", 2);
+    apply(&schedules, &pooled.build()).await.unwrap();
     wait_for(&schedules, "pooled", "Ready", has_condition("Ready", "True"))
         .await
         .unwrap();
@@ -509,7 +511,7 @@ async fn hostile_transcripts_raise_a_suspected_injection_warning_and_nothing_hos
     let truth = reverie_dev::hostile::generate(&reverie_dev::hostile::HostileConfig::default(), &sessions)
         .expect("hostile corpus");
     // An Automatic agent whose owner even trusts customers with rules: the worst case.
-    let mut target = agent("exposed", &sessions);
+    let mut target = dreaming_agent("exposed", &sessions);
     target.spec.dreaming = serde_json::from_value(json!({
         "approval": "Automatic", "autoApprove": {"minEvidence": 3, "maxChanges": 20},
         "ruleSources": {"customers": true}
@@ -521,10 +523,10 @@ async fn hostile_transcripts_raise_a_suspected_injection_warning_and_nothing_hos
         .unwrap();
     apply(
         &schedules,
-        &schedule(
-            "nightly",
-            json!({"agents": {"names": ["exposed"]}, "lookback": {"sessions": 1000}}),
-        ),
+        &DreamScheduleBuilder::new("nightly")
+            .agents(&["exposed"])
+            .spec(|spec| spec.lookback.sessions = 1000)
+            .build(),
     )
     .await
     .unwrap();

@@ -149,15 +149,12 @@ fn owner(schedule: &DreamSchedule) -> OwnerReference {
 
 #[cfg(test)]
 mod tests {
+    use reverie_api::test_support::AgentBuilder;
+
     use super::*;
 
     fn agent(name: &str) -> Agent {
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent",
-            "metadata": {"name": name, "namespace": "team"},
-            "spec": {"model": "m", "instructions": "i"}
-        }))
-        .unwrap()
+        AgentBuilder::new(name).namespace("team").build()
     }
 
     #[test]

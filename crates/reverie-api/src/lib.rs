@@ -3,7 +3,8 @@
 //! The types (serde + schemars + kube derive, defaults and small accessors), the pure rules
 //! every reader of them applies ([`rules`]), and the translation between the memory core's
 //! changes and a proposal's reviewable changes ([`proposal`]). No client, no runtime: the
-//! operator crate does the I/O.
+//! operator crate does the I/O. Tests of every crate build their objects with
+//! `test_support` (this crate's tests and the `test-support` feature only).
 
 // kube's `printcolumn(...)` attributes repeat keys such as `type_` by design; clippy's
 // duplicated-attributes lint reads them as duplicates.
@@ -20,6 +21,8 @@ pub mod proposal;
 pub mod reference;
 pub mod review;
 pub mod rules;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 
 pub use agent::{Agent, AgentSpec, AgentStatus};
 pub use dream_schedule::{DreamSchedule, DreamScheduleSpec, DreamScheduleStatus};

@@ -5,6 +5,7 @@
 //! - [`dream`]: the dream engine (session reader, miners, curation, the builtin reflector and
 //!   the verification every reflector's lessons go through).
 //! - [`naming`]: bounded Kubernetes-style names and short hashes, as plain strings.
+//! - `rng` (tests and the `test-support` feature only): the seeded generator of test data.
 //!
 //! The operator crate (`reverie`) adds the Kubernetes API, the stores, the controllers and the
 //! model reflectors; Cargo keeps the arrow pointing one way, and `scripts/check-core-deps.sh`
@@ -13,4 +14,6 @@
 pub mod dream;
 pub mod memory;
 pub mod naming;
+#[cfg(any(test, feature = "test-support"))]
+pub mod rng;
 pub mod schedule;

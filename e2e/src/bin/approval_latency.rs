@@ -18,7 +18,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use reverie::api::memory_proposal::Phase;
 use reverie::api::{Agent, MemoryProposal};
-use reverie_e2e::{OperatorProcess, TestNamespace, apply, client, has_condition, install_crds, wait_for};
+use reverie_api::test_support::{AgentBuilder, MemoryProposalBuilder, lesson};
+use reverie_e2e::{OperatorProcess, TestNamespace, apply, client, has_condition, install_crds, wait_digest, wait_for};
 use serde_json::json;
 
 /// The target of the issue: p99 from approval to applied.
@@ -54,10 +55,9 @@ async fn measure(approvals: u64) -> Result<Vec<Duration>> {
     let operator = OperatorProcess::start(&ns.name, "latency").await?;
     let agents = ns.api::<Agent>();
     let proposals = ns.api::<MemoryProposal>();
-    let agent: Agent = serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "support"},
-        "spec": {"model": "claude", "instructions": "Help customers with billing.", "memory": {"maxTokens": 200000}}
-    }))?;
+    let agent = AgentBuilder::new("support")
+        .spec(|spec| spec.memory.max_tokens = 200_000)
+        .build();
     apply(&agents, &agent).await?;
     wait_for(&agents, "support", "MemoryReady", has_condition("MemoryReady", "True")).await?;
     let configmaps = ns.api::<k8s_openapi::api::core::v1::ConfigMap>();
@@ -111,17 +111,13 @@ async fn create_and_wait_digest(
     base_revision: u64,
     base_digest: &str,
 ) -> Result<()> {
-    let proposal: MemoryProposal = serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "MemoryProposal", "metadata": {"name": name},
-        "spec": {"agentRef": {"name": "support"}, "baseRevision": base_revision, "baseDigest": base_digest,
-                 "summary": "One lesson.",
-                 "changes": [{"op": "Add", "section": "lessons", "after": format!("Lesson {index}: confirm the account first."), "evidence": {"count": 3}}]}
-    }))?;
+    let proposal = MemoryProposalBuilder::new(name)
+        .base(base_revision, base_digest)
+        .summary("One lesson.")
+        .change(lesson(&format!("Lesson {index}: confirm the account first."), 3, &[]))
+        .build();
     proposals.create(&PostParams::default(), &proposal).await?;
-    wait_for(proposals, name, "digest recorded", |p: Option<&MemoryProposal>| {
-        p.and_then(|p| p.status.as_ref()?.digest.as_ref()).is_some()
-    })
-    .await?;
+    wait_digest(proposals, name).await?;
     Ok(())
 }
 

@@ -28,8 +28,12 @@ use kube::api::PostParams;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use reverie::api::dream_job::{SCHEDULE_LABEL, SCHEDULED_AT_ANNOTATION};
+use reverie::api::dream_schedule::ConcurrencyPolicy;
 use reverie::api::{Agent, DreamSchedule};
-use reverie_e2e::{OperatorProcess, TestNamespace, apply, client, has_condition, install_crds, wait_for};
+use reverie_api::test_support::DreamScheduleBuilder;
+use reverie_e2e::{
+    OperatorProcess, TestNamespace, apply, client, dreaming_agent, has_condition, install_crds, wait_for,
+};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -150,7 +154,7 @@ async fn measure(ns: &TestNamespace, sessions: &Path, fires: usize) -> Result<BT
     let start = Timestamp::now();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60 * (fires as u64 + 3));
     let schedules = ns.api::<DreamSchedule>();
-    apply(&schedules, &dream_schedule()?).await?;
+    apply(&schedules, &dream_schedule()).await?;
     let cronjobs: Api<CronJob> = ns.api();
     cronjobs
         .create(&PostParams::default(), &cronjob()?)
@@ -284,20 +288,20 @@ fn classify(job: &Job) -> Option<(Controller, Timestamp)> {
 }
 
 fn agent(sessions: &Path) -> Result<Agent> {
-    let path = sessions.to_str().context("the sessions path is not UTF-8")?;
-    Ok(serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent", "metadata": {"name": AGENT},
-        "spec": {"model": "claude", "instructions": "Help customers with billing.",
-                 "sessions": {"hostPath": {"path": path}}}
-    }))?)
+    sessions.to_str().context("the sessions path is not UTF-8")?;
+    Ok(dreaming_agent(AGENT, sessions))
 }
 
-fn dream_schedule() -> Result<DreamSchedule> {
-    Ok(serde_json::from_value(json!({
-        "apiVersion": "reverie.dev/v1alpha1", "kind": "DreamSchedule", "metadata": {"name": SCHEDULE},
-        "spec": {"schedule": "* * * * *", "agents": {"names": [AGENT]}, "concurrencyPolicy": "Allow",
-                 "successfulJobsHistoryLimit": 100, "failedJobsHistoryLimit": 100}
-    }))?)
+fn dream_schedule() -> DreamSchedule {
+    DreamScheduleBuilder::new(SCHEDULE)
+        .cron("* * * * *")
+        .agents(&[AGENT])
+        .spec(|spec| {
+            spec.concurrency_policy = ConcurrencyPolicy::Allow;
+            spec.successful_jobs_history_limit = 100;
+            spec.failed_jobs_history_limit = 100;
+        })
+        .build()
 }
 
 fn cronjob() -> Result<CronJob> {

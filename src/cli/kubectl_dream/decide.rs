@@ -176,23 +176,19 @@ pub fn approval_patch(
 
 #[cfg(test)]
 mod tests {
+    use reverie_api::test_support::{MemoryProposalBuilder, lesson};
+
     use super::*;
-    use crate::api::memory_proposal::{MemoryProposalStatus, Phase};
 
     fn proposal() -> MemoryProposal {
-        let mut p: MemoryProposal = serde_json::from_value(json!({
-            "apiVersion": "reverie.dev/v1alpha1", "kind": "MemoryProposal",
-            "metadata": {"name": "support-dream-1", "namespace": "team", "resourceVersion": "42"},
-            "spec": {"agentRef": {"name": "support"}, "baseRevision": 1, "baseDigest": "", "summary": "s",
-                     "changes": [{"op": "Add", "section": "lessons", "after": "a", "evidence": {"count": 3}}]}
-        }))
-        .unwrap();
-        p.status = Some(MemoryProposalStatus {
-            phase: Some(Phase::Pending),
-            digest: Some(p.spec.content_digest()),
-            ..Default::default()
-        });
-        p
+        MemoryProposalBuilder::new("support-dream-1")
+            .namespace("team")
+            .resource_version("42")
+            .base(1, "")
+            .summary("s")
+            .change(lesson("a", 3, &[]))
+            .seen_by_operator()
+            .build()
     }
 
     #[test]

@@ -224,6 +224,8 @@ impl Drop for TempFile {
 
 #[cfg(test)]
 mod tests {
+    use reverie_api::test_support::AgentBuilder;
+
     use super::*;
     use crate::api::memory_proposal::ChangeOp;
 
@@ -243,12 +245,11 @@ mod tests {
     }
 
     fn agent() -> Agent {
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent",
-            "metadata": {"name": "support", "namespace": "team", "uid": "u-1"},
-            "spec": {"model": "m", "instructions": "Help."}
-        }))
-        .unwrap()
+        AgentBuilder::new("support")
+            .namespace("team")
+            .uid("u-1")
+            .instructions("Help.")
+            .build()
     }
 
     #[test]

@@ -222,6 +222,8 @@ pub fn build_rollback(
 
 #[cfg(test)]
 mod tests {
+    use reverie_api::test_support::AgentBuilder;
+
     use super::*;
     use crate::memory::change::{Change, apply};
     use crate::memory::{Entry, EntryKind, Evidence};
@@ -255,12 +257,11 @@ mod tests {
     }
 
     fn agent() -> Agent {
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": "reverie.dev/v1alpha1", "kind": "Agent",
-            "metadata": {"name": "support", "namespace": "team", "uid": "u-1"},
-            "spec": {"model": "m", "instructions": "Help."}
-        }))
-        .unwrap()
+        AgentBuilder::new("support")
+            .namespace("team")
+            .uid("u-1")
+            .instructions("Help.")
+            .build()
     }
 
     /// Revisions 1 (instructions), 2 (+ lesson-a, lesson-b) and 3 (new instructions,

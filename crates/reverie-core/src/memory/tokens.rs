@@ -201,32 +201,22 @@ impl Scanner<'_> {
 mod tests {
     use super::*;
     use crate::memory::document::{Entry, EntryKind, Evidence};
+    use crate::rng::Rng;
 
-    /// A small deterministic generator (splitmix64), so the corpus is the same on every run.
-    struct Rng(u64);
+    /// An index in `0..n` drawn by modulo: the calibration corpus is the one the weights were
+    /// fitted on, byte for byte, so it keeps the draw it was generated with.
+    fn below(rng: &mut Rng, n: usize) -> usize {
+        (rng.next_u64() % n as u64) as usize
+    }
 
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
+    fn pick<'a>(rng: &mut Rng, items: &[&'a str]) -> &'a str {
+        items[below(rng, items.len())]
+    }
 
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-
-        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-            items[self.below(items.len())]
-        }
-
-        fn hex(&mut self, len: usize) -> String {
-            (0..len)
-                .map(|_| char::from(b"0123456789abcdef"[self.below(16)]))
-                .collect()
-        }
+    fn hex(rng: &mut Rng, len: usize) -> String {
+        (0..len)
+            .map(|_| char::from(b"0123456789abcdef"[below(rng, 16)]))
+            .collect()
     }
 
     /// Sentence templates per kind of agent. `{w}` is a topic word, `{n}` a number, `{id}` an
@@ -337,16 +327,16 @@ mod tests {
     ];
 
     fn sentence(rng: &mut Rng, style: &[&str]) -> String {
-        let mut text = rng.pick(style).to_string();
+        let mut text = pick(rng, style).to_string();
         while let Some(start) = text.find('{') {
             let end = start + text[start..].find('}').unwrap();
             let fill = match &text[start + 1..end] {
-                "w" => rng.pick(&WORDS).to_string(),
-                "n" => (rng.below(9000) + 2).to_string(),
-                "id" => format!("s-{}", rng.hex(4)),
-                "c" => rng.pick(&CODE).to_string(),
-                "t" => rng.pick(&TOOLS).to_string(),
-                _ => rng.pick(&PATHS).to_string(),
+                "w" => pick(rng, &WORDS).to_string(),
+                "n" => (below(rng, 9000) + 2).to_string(),
+                "id" => format!("s-{}", hex(rng, 4)),
+                "c" => pick(rng, &CODE).to_string(),
+                "t" => pick(rng, &TOOLS).to_string(),
+                _ => pick(rng, &PATHS).to_string(),
             };
             text.replace_range(start..=end, &fill);
         }
@@ -365,23 +355,23 @@ mod tests {
             EntryKind::Fact,
         ];
         for _ in 0..entries {
-            let from = if rng.below(5) == 0 {
-                rng.below(STYLES.len())
+            let from = if below(rng, 5) == 0 {
+                below(rng, STYLES.len())
             } else {
                 style
             };
             let mut text = sentence(rng, STYLES[from]);
-            for _ in 0..rng.below(3) {
-                text.push_str(if rng.below(4) == 0 { "\n" } else { " " });
+            for _ in 0..below(rng, 3) {
+                text.push_str(if below(rng, 4) == 0 { "\n" } else { " " });
                 text.push_str(&sentence(rng, STYLES[from]));
             }
-            let kind = kinds[rng.below(kinds.len())];
+            let kind = kinds[below(rng, kinds.len())];
             doc.section_mut(kind.default_section()).entries.push(Entry {
-                id: format!("{:?}-{}", kind, rng.hex(6)).to_lowercase(),
+                id: format!("{:?}-{}", kind, hex(rng, 6)).to_lowercase(),
                 text,
                 kind,
                 evidence: Evidence {
-                    count: rng.below(12) as u32,
+                    count: below(rng, 12) as u32,
                     ..Evidence::default()
                 },
                 provenance: None,
@@ -396,7 +386,7 @@ mod tests {
 
     /// A corpus of memories of every style and of several sizes (1k to ~10k tokens).
     fn corpus() -> Vec<String> {
-        let mut rng = Rng(0x5EED);
+        let mut rng = Rng::new(0x5EED);
         let mut docs = Vec::new();
         for style in 0..STYLES.len() {
             for entries in [25, 60, 150] {
@@ -442,7 +432,7 @@ mod tests {
     /// on.
     #[test]
     fn estimate_holds_on_text_it_was_not_fitted_on() {
-        let mut rng = Rng(0xD1CE);
+        let mut rng = Rng::new(0xD1CE);
         for style in 0..STYLES.len() {
             let doc = memory_markdown(&mut rng, style, 40);
             let error = relative_error(&doc);
@@ -473,7 +463,7 @@ mod tests {
 
     #[test]
     fn loaded_tokens_price_the_rendered_memory() {
-        let mut rng = Rng(7);
+        let mut rng = Rng::new(7);
         let now: jiff::Timestamp = "2026-11-20T12:00:00Z".parse().unwrap();
         let doc = MemoryDocument::with_instructions(&sentence(&mut rng, STYLES[0]), &[], now);
         let markdown = render_markdown("support-bot", &doc);
