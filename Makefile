@@ -72,7 +72,7 @@ FIRES ?= 22
 .PHONY: fire-precision
 fire-precision: ## Fire delay, DreamSchedule vs the batch/v1 CronJob controller, on a second control plane (~FIRES+2 min)
 	@$(CARGO) build --locked -q -p reverie --bins >&2
-	@$(CARGO) build --locked -q -p process-node -p reverie-e2e --bin fire-precision >&2
+	@$(CARGO) build --locked -q -p process-node -p reverie-measure --bin fire-precision >&2
 	@set -euo pipefail; \
 	export REVERIE_CLUSTER_DIR="$(PRECISION_CLUSTER_DIR)" $(PRECISION_PORTS); \
 	export REVERIE_BIN="$(CARGO_TARGET_DIR)/debug/reverie" PROCESS_NODE_BIN="$(CARGO_TARGET_DIR)/debug/process-node"; \
@@ -86,7 +86,7 @@ APPROVALS ?= 60
 .PHONY: approval-latency
 approval-latency: ## Approval → applied latency over APPROVALS proposals, on the local control plane
 	@$(CARGO) build --locked -q -p reverie --bins >&2
-	@$(CARGO) build --locked -q -p process-node -p reverie-e2e --bin approval-latency >&2
+	@$(CARGO) build --locked -q -p process-node -p reverie-measure --bin approval-latency >&2
 	@eval "$$(REVERIE_BIN=$(CARGO_TARGET_DIR)/debug/reverie PROCESS_NODE_BIN=$(CARGO_TARGET_DIR)/debug/process-node bash e2e/cluster/up.sh)"; \
 	REVERIE_BIN=$(CARGO_TARGET_DIR)/debug/reverie "$(CARGO_TARGET_DIR)/debug/approval-latency" --approvals $(APPROVALS)
 
@@ -95,7 +95,7 @@ SCALE_ARGS ?= --agents 1000 --proposals 10 --schedules 100 --namespaces 10
 .PHONY: scale
 scale: ## The operator at scale (1,000 Agents × 10 proposals, 100 schedules) on a second control plane
 	@$(CARGO) build --locked -q --release -p reverie --bin reverie >&2
-	@$(CARGO) build --locked -q -p process-node -p reverie-e2e --bin scale >&2
+	@$(CARGO) build --locked -q -p process-node -p reverie-measure --bin scale >&2
 	@set -euo pipefail; \
 	export REVERIE_CLUSTER_DIR="$(PRECISION_CLUSTER_DIR)" $(PRECISION_PORTS); \
 	export REVERIE_BIN="$(CARGO_TARGET_DIR)/release/reverie" PROCESS_NODE_BIN="$(CARGO_TARGET_DIR)/debug/process-node"; \

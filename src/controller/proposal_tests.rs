@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 
 use super::test_support::{Expect, Seen, condition, run_scripted, test_context, test_context_with};
 use super::{Caches, memory_proposal};
+use reverie_api::test_support::AgentBuilder;
+
 use crate::api::{Agent, MemoryProposal};
 use crate::memory::MemoryDocument;
 use crate::memory::change::{Change, apply};
@@ -25,10 +27,12 @@ fn ts(s: &str) -> Timestamp {
 
 /// The agent the proposals are for, as the Agent watch lists it.
 fn agent() -> Agent {
-    serde_json::from_value(json!({"apiVersion": "reverie.dev/v1alpha1", "kind": "Agent",
-           "metadata": {"name": "support", "namespace": "team", "uid": "a-1"},
-           "spec": {"model": "m", "instructions": "Help customers."}}))
-    .unwrap()
+    AgentBuilder::new("support")
+        .namespace("team")
+        .uid("a-1")
+        .instructions("Help customers.")
+        .spec(|spec| spec.model = "m".into())
+        .build()
 }
 
 /// Revision 1: the instructions and one lesson.

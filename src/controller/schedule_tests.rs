@@ -14,6 +14,8 @@ use super::dream_schedule::{self, runs::expired_jobs};
 use super::test_support::{
     Expect, NOW, Seen, assert_status_patch, condition, run_scripted, test_context, test_context_with,
 };
+use reverie_api::test_support::AgentBuilder;
+
 use crate::api::{Agent, DreamSchedule};
 
 const SCHEDULES: &str = "/apis/reverie.dev/v1alpha1/namespaces/team/dreamschedules";
@@ -58,10 +60,18 @@ fn handled_1155() -> Value {
 }
 
 fn support_agent() -> Agent {
-    serde_json::from_value(json!({"apiVersion": "reverie.dev/v1alpha1", "kind": "Agent",
-           "metadata": {"name": "support", "namespace": "team", "uid": "a-1"},
-           "spec": {"model": "m", "instructions": "x", "sessions": {"hostPath": {"path": "/data/sessions"}}}}))
-    .unwrap()
+    sessions_agent("/data/sessions")
+}
+
+/// The agent `support` (model `m`) reading its sessions from `path` of the node.
+fn sessions_agent(path: &str) -> Agent {
+    AgentBuilder::new("support")
+        .namespace("team")
+        .uid("a-1")
+        .instructions("x")
+        .sessions_host_path(path)
+        .spec(|spec| spec.model = "m".into())
+        .build()
 }
 
 fn job(name: &str, created: &str, finished: Option<(&str, &str)>) -> Value {
@@ -585,10 +595,7 @@ mod plans {
     use crate::controller::dream_schedule::validate::validate;
 
     fn agent() -> Agent {
-        serde_json::from_value(json!({"apiVersion": "reverie.dev/v1alpha1", "kind": "Agent",
-            "metadata": {"name": "support", "namespace": "team", "uid": "a-1"},
-            "spec": {"model": "m", "instructions": "x", "sessions": {"hostPath": {"path": "/s"}}}}))
-        .unwrap()
+        sessions_agent("/s")
     }
 
     fn planned(object: &DreamSchedule, jobs: Vec<Value>, messages: &[(&str, &str)]) -> Plan {

@@ -178,6 +178,8 @@ pub fn approval_patch(
 mod tests {
     use reverie_api::test_support::{MemoryProposalBuilder, lesson};
 
+    use crate::api::memory_proposal::Phase;
+
     use super::*;
 
     fn proposal() -> MemoryProposal {
