@@ -167,3 +167,67 @@ fn a_session_stored_twice_counts_once() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn claude_code_sessions_are_read_as_they_are_written_and_a_repeated_failure_is_found() {
+    let dir = temp_dir("claude-code");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("crates/reverie-core/testdata/formats/claude-code/5b1c0e2a-7d7e-4c55-9a51-2f0f7c1d9e10.jsonl");
+    let transcript = std::fs::read_to_string(fixture).unwrap();
+    // Three sessions of the same project, each failing the same way.
+    for n in 1..=3 {
+        let id = format!("5b1c0e2a-7d7e-4c55-9a51-2f0f7c1d9e1{n}");
+        let day = format!("2026-11-1{n}T");
+        let session = transcript
+            .replace("5b1c0e2a-7d7e-4c55-9a51-2f0f7c1d9e10", &id)
+            .replace("2026-11-19T", &day);
+        std::fs::write(dir.join(format!("{id}.jsonl")), session).unwrap();
+    }
+    let report = json(&reverie(&[
+        "dream",
+        "--sessions",
+        dir.to_str().unwrap(),
+        "--output",
+        "json",
+        "--min-evidence",
+        "3",
+    ]));
+    assert_eq!(report["stats"]["sessionsReviewed"], 3, "{report}");
+    assert_eq!(
+        report["stats"]["linesSkipped"], 3,
+        "the broken line of each file: {report}"
+    );
+    // The failing Bash call is found in all three sessions; a lesson about running commands is
+    // then held back by the safety check, which reports it.
+    let mistake = &report["stats"]["unsafeTexts"][0];
+    assert!(
+        mistake["text"].as_str().unwrap().starts_with("Bash fails with"),
+        "{report}"
+    );
+    assert_eq!(mistake["sessions"], 3);
+
+    // Read as another format, the same files are skipped and each says why.
+    let output = reverie(&[
+        "dream",
+        "--sessions",
+        dir.to_str().unwrap(),
+        "--format",
+        "codex",
+        "--output",
+        "json",
+    ]);
+    let report = json(&output);
+    assert_eq!(report["stats"]["filesSkipped"].as_array().unwrap().len(), 3, "{report}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_unknown_format_is_refused_with_the_ones_it_can_read() {
+    let output = reverie(&["dream", "--sessions", ".", "--format", "yaml"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("claude-code") && stderr.contains("managed-agents"),
+        "{stderr}"
+    );
+}

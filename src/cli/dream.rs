@@ -101,6 +101,10 @@ pub struct DreamArgs {
     /// (comma-separated; the first present wins).
     #[arg(long, value_delimiter = ',', default_values_t = crate::dream::signals::DEFAULT_STRATA_LABELS.iter().map(|s| s.to_string()).collect::<Vec<_>>())]
     pub strata_labels: Vec<String>,
+    /// Transcript format: `auto` detects each file's (reverie, openai, claude-code, codex, otlp,
+    /// managed-agents); naming one reads every file as that format.
+    #[arg(long, default_value = "auto")]
+    pub format: crate::dream::sessions::FormatChoice,
     #[arg(long, value_enum, default_value = "builtin")]
     pub reflector: ReflectorKind,
     /// Model for the anthropic / openai reflectors.
@@ -252,6 +256,7 @@ fn settings(args: &DreamArgs, now: Timestamp) -> Result<DreamSettings, String> {
             customers: args.customer_rules,
         },
         strata_labels: args.strata_labels.clone(),
+        format: args.format,
     })
 }
 

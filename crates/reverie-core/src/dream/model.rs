@@ -26,6 +26,13 @@ pub struct SessionMeta {
     pub labels: BTreeMap<String, String>,
     pub path: PathBuf,
     pub bytes: u64,
+    /// The format the file was read in (its importer streams it again).
+    #[serde(default, skip_serializing_if = "is_reverie")]
+    pub format: crate::dream::sessions::Format,
+}
+
+fn is_reverie(format: &crate::dream::sessions::Format) -> bool {
+    *format == crate::dream::sessions::Format::Reverie
 }
 
 /// Who wrote a message.
@@ -257,6 +264,8 @@ pub struct DreamSettings {
     pub rule_sources: super::rules::RuleSources,
     /// Session labels naming the task or intent (for the confounding check).
     pub strata_labels: Vec<String>,
+    /// Which transcript formats are read (`auto`: each file's own).
+    pub format: crate::dream::sessions::FormatChoice,
 }
 
 impl DreamSettings {
@@ -277,6 +286,7 @@ impl DreamSettings {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            format: Default::default(),
         }
     }
 }

@@ -1280,6 +1280,7 @@ mod tests {
             labels: Default::default(),
             path: Default::default(),
             bytes: 0,
+            format: Default::default(),
         }
     }
 

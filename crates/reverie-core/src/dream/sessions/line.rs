@@ -200,6 +200,14 @@ impl<'de> Deserialize<'de> for InputValues {
     }
 }
 
+/// The hashes of the data-like values anywhere in an already parsed `input` (the importers').
+pub(super) fn input_values(input: &serde_json::Value) -> Vec<u64> {
+    let mut values = Vec::new();
+    // Walking a `Value` cannot fail: every JSON value is accepted.
+    let _ = serde::de::DeserializeSeed::deserialize(DataValues(&mut values), input);
+    values
+}
+
 /// Walks any JSON value, pushing the hashes of its data-like scalars.
 struct DataValues<'v>(&'v mut Vec<u64>);
 

@@ -15,7 +15,10 @@
 //!
 //! [`Record`]: crate::dream::model::Record
 
+pub mod import;
+mod imported;
 mod line;
+pub use import::{Format, FormatChoice};
 pub use line::data_token_hash;
 mod reader;
 
@@ -105,7 +108,7 @@ pub fn discover(root: &Path, settings: &DreamSettings) -> Result<Selection, Sess
             }
             Err(e) => {
                 let path = e.path().map(Path::to_path_buf).unwrap_or_else(|| root.to_path_buf());
-                if reader::transcript_kind(&path).is_some() {
+                if candidate(&path, settings.format).is_some() {
                     stats.files_found += 1;
                 }
                 stats
@@ -117,7 +120,7 @@ pub fn discover(root: &Path, settings: &DreamSettings) -> Result<Selection, Sess
         if !entry.file_type().is_file() {
             continue;
         }
-        let Some(compression) = reader::transcript_kind(entry.path()) else {
+        let Some((container, compression)) = candidate(entry.path(), settings.format) else {
             continue;
         };
         let metadata = match entry.metadata() {
@@ -136,8 +139,8 @@ pub fn discover(root: &Path, settings: &DreamSettings) -> Result<Selection, Sess
             continue;
         }
         stats.files_found += 1;
-        match read_meta(entry.path(), compression, &metadata) {
-            Ok(meta) => lookback.offer(meta),
+        match read_metas(entry.path(), container, compression, &metadata, settings.format) {
+            Ok(metas) => metas.into_iter().for_each(|meta| lookback.offer(meta)),
             Err(reason) => stats.files_skipped.push(skipped(entry.path(), reason)),
         }
     }
@@ -158,7 +161,73 @@ pub fn discover(root: &Path, settings: &DreamSettings) -> Result<Selection, Sess
 pub fn stream<V: SessionVisitor + ?Sized>(sessions: &[SessionMeta], visitor: &mut V, stats: &mut ReadStats) {
     let mut line = Vec::with_capacity(64 * 1024);
     for session in sessions {
-        read_session(session, visitor, stats, &mut line);
+        if session.format == Format::Reverie {
+            read_session(session, visitor, stats, &mut line);
+        } else {
+            imported::stream_session(session, visitor, stats);
+        }
+    }
+}
+
+/// Whether `path` may hold transcripts a pass reading `choice` looks at: JSONL always, JSON
+/// documents unless only reverie's own format is read (it has none).
+fn candidate(path: &Path, choice: FormatChoice) -> Option<(imported::Container, Compression)> {
+    let found = imported::container_of(path)?;
+    if choice == FormatChoice::Only(Format::Reverie) && found.0 == imported::Container::Document {
+        return None;
+    }
+    Some(found)
+}
+
+/// The sessions a file holds. reverie's own JSONL is tried first (the common case, and the
+/// cheapest: its first line says it all); with `auto`, a file it does not recognise goes to the
+/// importer of the format its first record (or root) shows, and a file nothing recognises is
+/// skipped with the reader's reason. A chosen format reads every file as that format.
+fn read_metas(
+    path: &Path,
+    container: imported::Container,
+    compression: Compression,
+    metadata: &std::fs::Metadata,
+    choice: FormatChoice,
+) -> Result<Vec<SessionMeta>, String> {
+    let format = match (choice, container) {
+        (FormatChoice::Only(Format::Reverie), _) => return read_meta(path, compression, metadata).map(|m| vec![m]),
+        (FormatChoice::Only(format), _) => format,
+        (FormatChoice::Auto, imported::Container::Lines) => match read_meta(path, compression, metadata) {
+            Ok(meta) => return Ok(vec![meta]),
+            Err(reason) => match first_record(path, compression)
+                .as_ref()
+                .and_then(import::detect::first_record)
+            {
+                Some(format) if format != Format::Reverie => format,
+                _ => return Err(reason),
+            },
+        },
+        (FormatChoice::Auto, imported::Container::Document) => {
+            match imported::document(path, compression)
+                .as_ref()
+                .map(import::detect::document)
+            {
+                Ok(Some(format)) if format != Format::Reverie => format,
+                Ok(_) => return Err("not a transcript: a JSON document of no known format".to_string()),
+                Err(reason) => return Err(reason.clone()),
+            }
+        }
+    };
+    imported::metas(path, container, compression, format, metadata)
+}
+
+/// The first non-blank line of a JSONL file as JSON, if it is JSON.
+fn first_record(path: &Path, compression: Compression) -> Option<serde_json::Value> {
+    let input = reader::open(path, compression, 64 * 1024).ok()?;
+    let mut buffer = Vec::new();
+    let mut lines = Lines::new(input, &mut buffer);
+    loop {
+        match lines.next().ok()? {
+            Next::Line if reader::is_blank(lines.line()) => continue,
+            Next::Line => return serde_json::from_slice(lines.line()).ok(),
+            Next::TooLong | Next::Eof => return None,
+        }
     }
 }
 
@@ -284,6 +353,7 @@ fn read_meta(path: &Path, compression: Compression, metadata: &std::fs::Metadata
         labels: info.labels,
         path: path.to_path_buf(),
         bytes: metadata.len(),
+        format: Format::Reverie,
     })
 }
 

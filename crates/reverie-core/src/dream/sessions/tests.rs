@@ -70,6 +70,8 @@ fn settings() -> DreamSettings {
         min_evidence: 2,
         max_tokens: 2_000,
         stale_after: Duration::from_secs(90 * 86_400),
+        // These are the properties of reverie's own reader; the importers have their own tests.
+        format: super::FormatChoice::Only(super::Format::Reverie),
         ..DreamSettings::defaults(ts("2026-11-20T00:00:00Z"))
     }
 }
@@ -162,6 +164,7 @@ fn read_one(path: &Path) -> (Vec<Rec>, SessionCounts, ReadStats) {
         labels: BTreeMap::new(),
         path: path.to_path_buf(),
         bytes: 0,
+        format: Default::default(),
     };
     let mut visitor = Collect::default();
     let mut stats = ReadStats::default();
