@@ -7,20 +7,17 @@
 //! person's, so it is not read as a user message; a file that holds only a subagent's run is a
 //! session of its own, `<sessionId>/<agentId>`.
 
-use std::collections::HashMap;
-
 use serde_json::Value;
 
 use super::content::{self, str_field};
-use super::openai::UNKNOWN_TOOL;
-use super::{Flow, ImportSink, Importer, Open, OwnedRecord, SessionHeader, Used};
+use super::{Calls, Flow, ImportSink, Importer, Open, OwnedRecord, SessionHeader, Used};
 use crate::dream::model::Role;
 
 #[derive(Default)]
 pub struct ClaudeCode {
     open: Open,
     /// `tool_use` ids to tool names: a `tool_result` names only the id.
-    calls: HashMap<String, String>,
+    calls: Calls,
 }
 
 impl Importer for ClaudeCode {
@@ -83,9 +80,7 @@ impl ClaudeCode {
             }
             Some("tool_use") => {
                 let Some(name) = str_field(block, "name") else { return };
-                if let Some(id) = str_field(block, "id") {
-                    self.calls.insert(id.to_string(), name.to_string());
-                }
+                self.calls.remember(str_field(block, "id"), name);
                 records.push(OwnedRecord::ToolCall {
                     name: name.to_string(),
                     values: content::values(block.get("input").unwrap_or(&Value::Null)),
@@ -93,9 +88,7 @@ impl ClaudeCode {
                 });
             }
             Some("tool_result") => {
-                let name = str_field(block, "tool_use_id")
-                    .and_then(|id| self.calls.get(id).cloned())
-                    .unwrap_or_else(|| UNKNOWN_TOOL.to_string());
+                let name = self.calls.name_of(str_field(block, "tool_use_id"));
                 let failed = block.get("is_error") == Some(&Value::Bool(true));
                 let error =
                     failed.then(|| unwrap_tool_error(content::text(block.get("content").unwrap_or(&Value::Null))));
@@ -148,7 +141,7 @@ fn header(line: &Value) -> SessionHeader {
         (session, _, _) => session.map(str::to_string),
     };
     let mut labels = std::collections::BTreeMap::new();
-    if let Some(project) = str_field(line, "cwd").and_then(|cwd| cwd.rsplit(['/', '\\']).find(|p| !p.is_empty())) {
+    if let Some(project) = str_field(line, "cwd").and_then(content::project) {
         labels.insert("project".to_string(), project.to_string());
     }
     if let Some(branch) = str_field(line, "gitBranch") {

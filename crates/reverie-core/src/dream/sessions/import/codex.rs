@@ -87,7 +87,7 @@ fn header(meta: &Value, line_ts: Option<jiff::Timestamp>) -> SessionHeader {
     if let Some(branch) = meta.get("git").and_then(|git| str_field(git, "branch")) {
         labels.insert("git-branch".to_string(), branch.to_string());
     }
-    if let Some(project) = str_field(meta, "cwd").and_then(|cwd| cwd.rsplit(['/', '\\']).find(|p| !p.is_empty())) {
+    if let Some(project) = str_field(meta, "cwd").and_then(content::project) {
         labels.insert("project".to_string(), project.to_string());
     }
     SessionHeader {

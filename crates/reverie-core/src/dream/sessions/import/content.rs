@@ -165,3 +165,9 @@ pub fn labels(value: Option<&Value>) -> std::collections::BTreeMap<String, Strin
         })
         .collect()
 }
+
+/// The last component of a working directory: the project a coding agent worked in, as a label
+/// (the full path would name the user's home and split one project across machines).
+pub fn project(cwd: &str) -> Option<&str> {
+    cwd.rsplit(['/', '\\']).find(|part| !part.is_empty())
+}

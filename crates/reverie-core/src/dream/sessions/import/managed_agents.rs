@@ -10,19 +10,16 @@
 //! markers, usage and model-request spans carry no conversation. A file is one session, named
 //! by a `session_id` if its events carry one (the list endpoint's do not), else by the file.
 
-use std::collections::HashMap;
-
 use serde_json::Value;
 
 use super::content::{self, str_field};
-use super::openai::UNKNOWN_TOOL;
-use super::{Flow, ImportSink, Importer, Open, OwnedRecord, SessionHeader, Used};
+use super::{Calls, Flow, ImportSink, Importer, Open, OwnedRecord, SessionHeader, Used};
 use crate::dream::model::Role;
 
 #[derive(Default)]
 pub struct ManagedAgents {
     open: Open,
-    calls: HashMap<String, String>,
+    calls: Calls,
 }
 
 impl Importer for ManagedAgents {
@@ -64,9 +61,7 @@ impl Importer for ManagedAgents {
                 let Some(name) = str_field(&event, "name").or_else(|| str_field(&event, "tool_name")) else {
                     return (Used::Malformed, Flow::Continue(()));
                 };
-                if let Some(id) = str_field(&event, "id") {
-                    self.calls.insert(id.to_string(), name.to_string());
-                }
+                self.calls.remember(str_field(&event, "id"), name);
                 OwnedRecord::ToolCall {
                     name: name.to_string(),
                     values: content::values(event.get("input").unwrap_or(&Value::Null)),
@@ -74,11 +69,10 @@ impl Importer for ManagedAgents {
                 }
             }
             "agent.tool_result" | "agent.mcp_tool_result" | "user.custom_tool_result" | "user.tool_result" => {
-                let name = ["tool_use_id", "mcp_tool_use_id", "custom_tool_use_id"]
+                let id = ["tool_use_id", "mcp_tool_use_id", "custom_tool_use_id"]
                     .iter()
-                    .find_map(|key| str_field(&event, key))
-                    .and_then(|id| self.calls.get(id).cloned())
-                    .unwrap_or_else(|| UNKNOWN_TOOL.to_string());
+                    .find_map(|key| str_field(&event, key));
+                let name = self.calls.name_of(id);
                 let failed = event.get("is_error") == Some(&Value::Bool(true));
                 let text = content::text(event.get("content").unwrap_or(&Value::Null));
                 OwnedRecord::ToolResult {

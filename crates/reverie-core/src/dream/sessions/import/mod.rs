@@ -201,6 +201,28 @@ impl OwnedRecord {
     }
 }
 
+/// Tool names by call id: a result names only its call's id (Chat `tool_call_id`, Responses
+/// `call_id`, Anthropic `tool_use_id`), and a dream counts failures per tool.
+#[derive(Debug, Default)]
+pub(super) struct Calls(std::collections::HashMap<String, String>);
+
+/// Tool results whose call was never seen are counted against this name.
+pub(super) const UNKNOWN_TOOL: &str = "unknown";
+
+impl Calls {
+    pub fn remember(&mut self, id: Option<&str>, name: &str) {
+        if let Some(id) = id {
+            self.0.insert(id.to_string(), name.to_string());
+        }
+    }
+
+    /// The tool `id` called, else [`UNKNOWN_TOOL`].
+    pub fn name_of(&self, id: Option<&str>) -> String {
+        id.and_then(|id| self.0.get(id))
+            .map_or_else(|| UNKNOWN_TOOL.to_string(), String::clone)
+    }
+}
+
 /// Whether the reader should go on: a sink that has what it needs (the first session's header,
 /// or the one session it was asked for) stops the import early.
 pub type Flow = ControlFlow<()>;

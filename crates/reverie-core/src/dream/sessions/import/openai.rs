@@ -5,12 +5,10 @@
 //! message or item per line) or many (JSONL with one conversation per line). The first record
 //! decides which.
 
-use std::collections::HashMap;
-
 use serde_json::{Map, Value};
 
 use super::content::{self, str_field};
-use super::{Flow, ImportSink, Importer, Open, OwnedRecord, SessionHeader, Used};
+use super::{Calls, Flow, ImportSink, Importer, Open, OwnedRecord, SessionHeader, UNKNOWN_TOOL, Used};
 use crate::dream::model::Role;
 
 #[derive(Default)]
@@ -154,11 +152,8 @@ fn outcome(meta: &Value) -> Option<OwnedRecord> {
 /// whose `response_item` lines are Responses items.
 #[derive(Default)]
 pub struct Items {
-    calls: HashMap<String, String>,
+    calls: Calls,
 }
-
-/// Tool results whose call was never seen are counted against this name.
-pub const UNKNOWN_TOOL: &str = "unknown";
 
 impl Items {
     /// Converts one Chat message or Responses item.
@@ -189,10 +184,12 @@ impl Items {
             "assistant" => Role::Assistant,
             "system" | "developer" => Role::System,
             "tool" | "function" => {
-                let name = str_field(message, "tool_call_id")
-                    .and_then(|id| self.calls.get(id).cloned())
-                    .or_else(|| str_field(message, "name").map(str::to_string))
-                    .unwrap_or_else(|| UNKNOWN_TOOL.to_string());
+                let mut name = self.calls.name_of(str_field(message, "tool_call_id"));
+                if name == UNKNOWN_TOOL
+                    && let Some(named) = str_field(message, "name")
+                {
+                    name = named.to_string();
+                }
                 emit(tool_result(name, &text, ts));
                 return Used::Read;
             }
@@ -254,9 +251,7 @@ impl Items {
         ts: Option<jiff::Timestamp>,
         emit: &mut dyn FnMut(OwnedRecord),
     ) -> Used {
-        if let Some(id) = id {
-            self.calls.insert(id.to_string(), name.to_string());
-        }
+        self.calls.remember(id, name);
         emit(OwnedRecord::ToolCall {
             name: name.to_string(),
             values: content::values(input),
@@ -266,9 +261,7 @@ impl Items {
     }
 
     fn output(&mut self, item: &Value, ts: Option<jiff::Timestamp>, emit: &mut dyn FnMut(OwnedRecord)) -> Used {
-        let name = str_field(item, "call_id")
-            .and_then(|id| self.calls.get(id).cloned())
-            .unwrap_or_else(|| UNKNOWN_TOOL.to_string());
+        let name = self.calls.name_of(str_field(item, "call_id"));
         let output = match item.get("output") {
             Some(Value::String(output)) => output.clone(),
             Some(output @ Value::Array(_)) => content::text(output),

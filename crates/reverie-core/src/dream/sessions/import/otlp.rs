@@ -208,7 +208,7 @@ impl Span {
                     .unwrap_or_else(|| "tool error".to_string())
             });
             Tool {
-                name: string(&attrs, "gen_ai.tool.name").unwrap_or_else(|| super::openai::UNKNOWN_TOOL.to_string()),
+                name: string(&attrs, "gen_ai.tool.name").unwrap_or_else(|| super::UNKNOWN_TOOL.to_string()),
                 values: attrs
                     .get("gen_ai.tool.call.arguments")
                     .map(content::values)
