@@ -6,7 +6,7 @@
 //! MemoryProposals, nothing else; so everything else the pass needs arrives as arguments.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{ObjectMeta, PostParams};
@@ -38,7 +38,7 @@ pub struct Target<'a> {
     /// Where a PVC-backed memory is mounted read-only.
     pub memory_dir: Option<&'a Path>,
     /// Session directories, each with the agent whose sessions it holds.
-    pub sessions: &'a [(String, PathBuf)],
+    pub sessions: &'a [crate::dream::pass::SessionsDir],
     /// Collective passes: a pattern counts only when seen in this many agents.
     pub min_agents: u32,
     /// `spec.output.git`: publish the proposal to Git instead of creating it in the cluster.
@@ -64,11 +64,7 @@ pub async fn run(
     // Who may teach rules is the agent owner's decision, not the schedule's or the flags'.
     settings.rule_sources = agent.spec.dreaming.rule_sources.to_rule_sources();
     let snapshot = read_memory(&client, &agent, target).await?;
-    let roots: Vec<SessionRoot<'_>> = target
-        .sessions
-        .iter()
-        .map(|(agent, path)| SessionRoot { agent, path })
-        .collect();
+    let roots: Vec<SessionRoot<'_>> = target.sessions.iter().map(|dir| dir.root()).collect();
     let outcome = pass::run(PassInput {
         agent: target.agent,
         sessions: &roots,

@@ -25,6 +25,7 @@ async fn the_prompt_is_at_least_ten_times_smaller_than_the_window() {
         sessions: &[SessionRoot {
             agent: "support-bot",
             path: &dir,
+            format: None,
         }],
         min_agents: 1,
         memory: &memory,

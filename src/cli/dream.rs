@@ -10,11 +10,12 @@ use jiff::Timestamp;
 use crate::api::dream_schedule::{Forge, ForgeType, GitAuthor, GitOutput, Output};
 use crate::api::duration;
 use crate::dream::model::DreamSettings;
-use crate::dream::pass::{self, PassInput, PassOutcome, SessionRoot};
+use crate::dream::pass::{self, PassInput, PassOutcome, SessionRoot, SessionsDir};
 use crate::dream::reflector::Reflector;
 use crate::dream::reflector::builtin::BuiltinReflector;
 use crate::dream::report::Report;
 use crate::dream::rules::RuleSources;
+use crate::dream::sessions::FormatChoice;
 use crate::gitops::{Credentials, GitTarget};
 use crate::memory::{self, MemoryDocument};
 use crate::reflectors::{AnthropicReflector, ApiKey, ModelConfig, OpenAiReflector};
@@ -104,7 +105,11 @@ pub struct DreamArgs {
     /// Transcript format: `auto` detects each file's (reverie, openai, claude-code, codex, otlp,
     /// managed-agents); naming one reads every file as that format.
     #[arg(long, default_value = "auto")]
-    pub format: crate::dream::sessions::FormatChoice,
+    pub format: FormatChoice,
+    /// One agent's format in a pass over several agents' sessions (`AGENT=FORMAT`, repeatable);
+    /// overrides `--format` for that agent's directories.
+    #[arg(long = "sessions-format")]
+    pub sessions_format: Vec<String>,
     #[arg(long, value_enum, default_value = "builtin")]
     pub reflector: ReflectorKind,
     /// Model for the anthropic / openai reflectors.
@@ -291,26 +296,42 @@ fn reflector(args: &DreamArgs) -> Result<Box<dyn Reflector>, String> {
 }
 
 /// The session directories of `--sessions`, each with its agent: `AGENT=DIR`, or a plain
-/// `DIR` belonging to `--agent` (several plain directories are named after their folder).
-pub fn session_roots(args: &DreamArgs) -> Vec<(String, PathBuf)> {
+/// `DIR` belonging to `--agent` (several plain directories are named after their folder); and
+/// each agent's format from `--sessions-format AGENT=FORMAT`.
+pub fn session_roots(args: &DreamArgs) -> Result<Vec<SessionsDir>, String> {
     let agent = crate::dreamer::split_agent(&args.agent).map_or(args.agent.as_str(), |(_, name)| name);
+    let mut formats = std::collections::BTreeMap::new();
+    for value in &args.sessions_format {
+        let (name, format) = value
+            .split_once('=')
+            .ok_or_else(|| format!("--sessions-format {value:?}: expected AGENT=FORMAT"))?;
+        let format: FormatChoice = format
+            .parse()
+            .map_err(|e| format!("--sessions-format {value:?}: {e}"))?;
+        formats.insert(name.to_string(), format);
+    }
     let plain = args.sessions.len() == 1;
-    args.sessions
+    Ok(args
+        .sessions
         .iter()
-        .map(|value| match value.split_once('=') {
-            Some((name, dir)) if crate::naming::is_dns_label(name) => (name.to_string(), PathBuf::from(dir)),
-            _ => {
-                let dir = PathBuf::from(value);
-                let name = if plain {
-                    agent.to_string()
-                } else {
-                    dir.file_name()
-                        .map_or_else(|| value.clone(), |n| n.to_string_lossy().into_owned())
-                };
-                (name, dir)
-            }
+        .map(|value| {
+            let (agent, path) = match value.split_once('=') {
+                Some((name, dir)) if crate::naming::is_dns_label(name) => (name.to_string(), PathBuf::from(dir)),
+                _ => {
+                    let dir = PathBuf::from(value);
+                    let name = if plain {
+                        agent.to_string()
+                    } else {
+                        dir.file_name()
+                            .map_or_else(|| value.clone(), |n| n.to_string_lossy().into_owned())
+                    };
+                    (name, dir)
+                }
+            };
+            let format = formats.get(&agent).copied();
+            SessionsDir { agent, path, format }
         })
-        .collect()
+        .collect())
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
@@ -335,17 +356,17 @@ pub fn run(args: &DreamArgs) -> CliResult {
     };
     let settings = settings(args, now)?;
     let reflector = reflector(args)?;
-    let roots = session_roots(args);
+    let roots = session_roots(args)?;
     let progress = std::io::stderr().is_terminal();
     if progress {
-        let dirs: Vec<String> = roots.iter().map(|(_, d)| d.display().to_string()).collect();
+        let dirs: Vec<String> = roots.iter().map(|d| d.path.display().to_string()).collect();
         eprintln!(
             "dreaming over {} with the {} reflector…",
             dirs.join(", "),
             reflector.name()
         );
     }
-    let session_roots: Vec<SessionRoot<'_>> = roots.iter().map(|(agent, path)| SessionRoot { agent, path }).collect();
+    let session_roots: Vec<SessionRoot<'_>> = roots.iter().map(SessionsDir::root).collect();
     let outcome = runtime()?
         .block_on(pass::run(PassInput {
             agent: &args.agent,
@@ -408,7 +429,7 @@ fn run_in_cluster(args: &DreamArgs, namespace: &str, agent: &str) -> CliResult {
 fn in_cluster_pass(args: &DreamArgs, namespace: &str, agent: &str) -> Result<crate::api::dream_job::RunReport, String> {
     let settings = settings(args, Timestamp::now())?;
     let reflector = reflector(args)?;
-    let sessions = session_roots(args);
+    let sessions = session_roots(args)?;
     let git = git_target(args)?;
     let target = crate::dreamer::Target {
         namespace,

@@ -286,6 +286,12 @@ fn volumes(plan: &PassPlan<'_>) -> (Vec<Volume>, Vec<VolumeMount>, Vec<String>) 
         } else {
             path
         });
+        if !sessions.format.is_auto() {
+            args.extend([
+                "--sessions-format".to_string(),
+                format!("{agent_name}={}", sessions.format.name()),
+            ]);
+        }
     }
     if let MemoryStore::PersistentVolumeClaim(pvc) = &plan.target.spec.memory.store {
         volumes.push(Volume {
@@ -611,6 +617,42 @@ mod tests {
         let pod = job.spec.unwrap().template.spec.unwrap();
         let memory = pod.volumes.unwrap().into_iter().find(|v| v.name == "memory").unwrap();
         assert_eq!(memory.persistent_volume_claim.unwrap().read_only, Some(true));
+    }
+
+    #[test]
+    fn an_agent_s_transcript_format_reaches_the_pass_as_the_cli_reads_it() {
+        use clap::Parser;
+        let schedule = schedule(json!({}));
+        let (a, b) = (
+            agent(
+                "a",
+                json!({"sessions": {"hostPath": {"path": "/s"}, "format": "claude-code"}}),
+            ),
+            agent("b", json!({})),
+        );
+        let plan = PassPlan {
+            target: &a,
+            pool: &[&a, &b],
+            min_agents: 2,
+        };
+        let command = command(&build(&schedule, &plan, &Trigger::Now("x".into()), "img").unwrap());
+        assert_eq!(flag(&command, "--sessions-format").as_deref(), Some("a=claude-code"));
+        assert_eq!(
+            command.iter().filter(|c| *c == "--sessions-format").count(),
+            1,
+            "auto is not written"
+        );
+
+        let cli = crate::cli::Cli::try_parse_from(&command).expect("the pod's command is one the binary takes");
+        let crate::cli::Command::Dream(args) = cli.command else {
+            panic!("a dream command")
+        };
+        let roots = crate::cli::dream::session_roots(&args).unwrap();
+        let formats: Vec<(&str, Option<String>)> = roots
+            .iter()
+            .map(|r| (r.agent.as_str(), r.format.map(|f| f.to_string())))
+            .collect();
+        assert_eq!(formats, [("a", Some("claude-code".into())), ("b", None)]);
     }
 
     fn single_pass(schedule: &DreamSchedule, target: &Agent) -> Result<Job> {

@@ -51,7 +51,7 @@ pub struct AgentSpec {
     /// Where the agent's memory lives and how large it may grow.
     #[serde(default)]
     pub memory: MemorySpec,
-    /// Where the agent writes its session transcripts (JSONL, one file per session).
+    /// Where the agent's session transcripts are written (`format` says in which format).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sessions: Option<SessionsSpec>,
     /// How dream proposals for this agent are approved.
@@ -194,6 +194,74 @@ pub struct SessionsSpec {
     /// Directory inside the volume where transcripts are written (default: its root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// The format the transcripts are in; `auto` detects each file's own.
+    #[serde(default, skip_serializing_if = "TranscriptFormat::is_auto")]
+    pub format: TranscriptFormat,
+    /// Send the agent's sessions over OpenTelemetry to reverie's collector, which writes them
+    /// here: the runtime Deployment gets `OTEL_EXPORTER_OTLP_ENDPOINT` and `OTEL_SERVICE_NAME`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collector: Option<CollectorSpec>,
+}
+
+/// A transcript format reverie reads (`docs/formats.md`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TranscriptFormat {
+    /// Each file's own, detected from its name and first record.
+    #[default]
+    Auto,
+    /// reverie's session JSONL.
+    Reverie,
+    /// OpenAI Chat Completions messages or Responses API items.
+    Openai,
+    /// Claude Code session logs.
+    ClaudeCode,
+    /// Codex CLI rollouts.
+    Codex,
+    /// OpenTelemetry GenAI spans in OTLP/JSON (what `reverie collect` writes).
+    Otlp,
+    /// Managed-Agents-style session events.
+    ManagedAgents,
+}
+
+impl TranscriptFormat {
+    pub fn is_auto(&self) -> bool {
+        *self == TranscriptFormat::Auto
+    }
+
+    /// The name `reverie dream --format` takes.
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    /// The dream engine's choice for this format.
+    pub fn to_choice(self) -> reverie_core::dream::sessions::FormatChoice {
+        // Every name here is one the engine reads (a test walks them all).
+        self.name().parse().unwrap_or_default()
+    }
+}
+
+/// Where the agent's OpenTelemetry goes.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CollectorSpec {
+    /// The collector's OTLP/HTTP address (default: the `reverie-collector` Service of the
+    /// agent's namespace, `http://reverie-collector.<namespace>.svc:4318`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://[^\s]+$"))]
+    pub endpoint: Option<String>,
+}
+
+impl CollectorSpec {
+    /// The endpoint the runtime exports to.
+    pub fn endpoint_in(&self, namespace: &str) -> String {
+        self.endpoint
+            .clone()
+            .unwrap_or_else(|| format!("http://reverie-collector.{namespace}.svc:4318"))
+    }
 }
 
 impl SessionsSpec {
@@ -410,5 +478,38 @@ impl Agent {
     /// Name of the ConfigMap that holds this agent's memory.
     pub fn memory_config_map_name(&self) -> String {
         format!("{}-memory", self.metadata.name.as_deref().unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reverie_core::dream::sessions::{Format, FormatChoice};
+
+    #[test]
+    fn every_transcript_format_is_one_the_engine_reads_and_every_engine_format_is_offered() {
+        let all = [
+            TranscriptFormat::Auto,
+            TranscriptFormat::Reverie,
+            TranscriptFormat::Openai,
+            TranscriptFormat::ClaudeCode,
+            TranscriptFormat::Codex,
+            TranscriptFormat::Otlp,
+            TranscriptFormat::ManagedAgents,
+        ];
+        for format in all {
+            assert_eq!(
+                format.name().parse::<FormatChoice>(),
+                Ok(format.to_choice()),
+                "{format:?}"
+            );
+            assert_eq!(format.to_choice().to_string(), format.name());
+        }
+        for engine in Format::ALL {
+            assert!(
+                all.iter().any(|f| f.to_choice() == FormatChoice::Only(engine)),
+                "{engine:?} has no spec value"
+            );
+        }
     }
 }

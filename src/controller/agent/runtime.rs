@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 
-use crate::api::agent::{AgentRuntime, MemoryStore, SessionsSpec};
+use crate::api::agent::{AgentRuntime, CollectorSpec, MemoryStore, SessionsSpec};
 use crate::api::{Agent, FIELD_MANAGER};
 use crate::controller::{Context, Error, Result};
 use crate::store::configmap::current_name;
@@ -149,6 +149,9 @@ fn agent_files(agent: &Agent, shared: &[Agent]) -> AgentFiles {
             sessions.path.clone().filter(|p| !p.is_empty()),
         ));
         files.env.push(env_var("REVERIE_SESSIONS_DIR", SESSIONS_DIR));
+        if let Some(collector) = &sessions.collector {
+            files.env.extend(telemetry_env(agent, collector));
+        }
     }
     for other in shared {
         let volume = format!("shared-{}", other.name_any());
@@ -163,6 +166,18 @@ fn agent_files(agent: &Agent, shared: &[Agent]) -> AgentFiles {
     files
 }
 
+/// The standard OpenTelemetry SDK variables that send the agent's spans to reverie's
+/// collector. The service name is the Agent's: it is how the collector knows whose sessions
+/// they are. The runtime's own `env` comes after and may override any of them.
+fn telemetry_env(agent: &Agent, collector: &CollectorSpec) -> Vec<EnvVar> {
+    let namespace = agent.namespace().unwrap_or_default();
+    vec![
+        env_var("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint_in(&namespace)),
+        env_var("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        env_var("OTEL_SERVICE_NAME", &agent.name_any()),
+    ]
+}
+
 fn runtime_default_seccomp() -> SeccompProfile {
     SeccompProfile {
         type_: "RuntimeDefault".to_string(),
@@ -170,8 +185,10 @@ fn runtime_default_seccomp() -> SeccompProfile {
     }
 }
 
-/// The agent container: the runtime's image, args and env (after reverie's `env`), hardened.
+/// The agent container: the runtime's image, args and env (after reverie's `env`, replacing a
+/// variable of the same name: a Pod's env is keyed by name), hardened.
 fn agent_container(runtime: &AgentRuntime, mut env: Vec<EnvVar>, mounts: Vec<VolumeMount>) -> Container {
+    env.retain(|ours| !runtime.env.iter().any(|theirs| theirs.name == ours.name));
     env.extend(runtime.env.iter().cloned());
     Container {
         name: "agent".to_string(),
@@ -419,6 +436,62 @@ mod tests {
         assert_eq!((claim.claim_name.as_str(), claim.read_only), ("transcripts", None));
         let env: Vec<&str> = c.env.iter().flatten().map(|e| e.name.as_str()).collect();
         assert!(env.contains(&"MODE") && env.contains(&"REVERIE_MEMORY_FILE"));
+    }
+
+    #[test]
+    fn an_agent_that_asks_for_the_collector_exports_to_it_under_its_own_name() {
+        let spec = |collector: serde_json::Value, env: serde_json::Value| {
+            json!({"model": "m", "instructions": "i",
+                   "runtime": {"image": "agent:1", "env": env},
+                   "sessions": {"persistentVolumeClaim": {"claimName": "transcripts"}, "collector": collector}})
+        };
+        let env_of = |agent: Agent| -> Vec<(String, Option<String>)> {
+            let runtime = agent.spec.runtime.clone().unwrap();
+            let d = desired_deployment(&agent, &runtime, &revision("sha256:a"), &[]).unwrap();
+            let pod = d.spec.unwrap().template.spec.unwrap();
+            pod.containers[0]
+                .env
+                .iter()
+                .flatten()
+                .filter(|e| e.name.starts_with("OTEL_"))
+                .map(|e| (e.name.clone(), e.value.clone()))
+                .collect()
+        };
+        let defaults = env_of(agent("support", spec(json!({}), json!([]))));
+        assert_eq!(
+            defaults,
+            [
+                (
+                    "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+                    Some("http://reverie-collector.team.svc:4318".into())
+                ),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL".into(), Some("http/protobuf".into())),
+                ("OTEL_SERVICE_NAME".into(), Some("support".into())),
+            ]
+        );
+        // The runtime's own variable wins, and appears once (a Pod's env is keyed by name).
+        let overridden = env_of(agent(
+            "support",
+            spec(
+                json!({"endpoint": "http://otel.observability:4318"}),
+                json!([{"name": "OTEL_EXPORTER_OTLP_PROTOCOL", "value": "http/json"}]),
+            ),
+        ));
+        assert_eq!(
+            overridden,
+            [
+                (
+                    "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+                    Some("http://otel.observability:4318".into())
+                ),
+                ("OTEL_SERVICE_NAME".into(), Some("support".into())),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL".into(), Some("http/json".into())),
+            ]
+        );
+        // Without `collector`, no telemetry variable is set.
+        let mut quiet = agent("support", spec(json!({}), json!([])));
+        quiet.spec.sessions.as_mut().unwrap().collector = None;
+        assert!(env_of(quiet).is_empty());
     }
 
     #[test]

@@ -160,6 +160,7 @@ fn quality_pass(
             sessions: &[SessionRoot {
                 agent: "agent",
                 path: dir,
+                format: None,
             }],
             min_agents: 1,
             memory,

@@ -9,7 +9,7 @@
 //! sessions on its own, and a pattern must recur in sessions of [`PassInput::min_agents`]
 //! distinct agents to count.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -18,7 +18,7 @@ use super::curate::{Curated, curate};
 use super::model::{Candidate, DreamSettings, Lesson, ReadStats, SessionMeta};
 use super::reflector::{ReflectError, ReflectRequest, Reflector, VerifyReport, verify};
 use super::risk::KnownAddresses;
-use super::sessions::{SessionsError, discover, stream};
+use super::sessions::{FormatChoice, SessionsError, discover, stream};
 use super::signals::{MineSettings, MineStats, Miner, NotSignificant, TextSource, TransientErrors, UnsafeText};
 use crate::memory::MemoryDocument;
 use crate::memory::change::{ApplyError, Change};
@@ -28,6 +28,27 @@ use crate::memory::change::{ApplyError, Change};
 pub struct SessionRoot<'a> {
     pub agent: &'a str,
     pub path: &'a Path,
+    /// The agent's transcript format, when it is not the pass's own (`DreamSettings::format`).
+    pub format: Option<FormatChoice>,
+}
+
+/// An owned [`SessionRoot`]: what a command line or a Job names (`--sessions`,
+/// `--sessions-format`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionsDir {
+    pub agent: String,
+    pub path: PathBuf,
+    pub format: Option<FormatChoice>,
+}
+
+impl SessionsDir {
+    pub fn root(&self) -> SessionRoot<'_> {
+        SessionRoot {
+            agent: &self.agent,
+            path: &self.path,
+            format: self.format,
+        }
+    }
 }
 
 /// What a pass needs.
@@ -202,7 +223,16 @@ fn select<'a>(
 ) -> Result<Vec<AgentSessions<'a>>, SessionsError> {
     let mut agents: Vec<AgentSessions<'a>> = Vec::new();
     for root in roots {
-        let selection = discover(root.path, settings)?;
+        let selection = match root.format {
+            Some(format) if format != settings.format => discover(
+                root.path,
+                &DreamSettings {
+                    format,
+                    ..settings.clone()
+                },
+            )?,
+            _ => discover(root.path, settings)?,
+        };
         read.files_found += selection.stats.files_found;
         read.files_skipped.extend(selection.stats.files_skipped);
         match agents.iter_mut().find(|a| a.agent == root.agent) {

@@ -127,7 +127,13 @@ fn proposal(outcome: PassOutcome) -> Proposal {
 }
 
 fn roots<'a>(dir: &'a [(&'a str, PathBuf)]) -> Vec<SessionRoot<'a>> {
-    dir.iter().map(|(agent, path)| SessionRoot { agent, path }).collect()
+    dir.iter()
+        .map(|(agent, path)| SessionRoot {
+            agent,
+            path,
+            format: None,
+        })
+        .collect()
 }
 
 fn agent_dirs(dir: &TempDir, agents: &[&'static str]) -> Vec<(&'static str, PathBuf)> {
@@ -308,6 +314,7 @@ async fn a_single_root_pass_mines_exactly_what_the_miner_does_alone() {
             &[SessionRoot {
                 agent: "solo",
                 path: &root,
+                format: None,
             }],
             1,
             &settings(),
