@@ -4,6 +4,9 @@
 //!   each line parsed into a `serde_json::Value`: what "just parsing the JSON" costs.
 //! - `session_reading/stream_count`: `sessions::stream` with a visitor that counts records.
 //! - `session_discovery/discover`: finding and selecting the sessions (first lines only).
+//! - `transcript_formats/<format>`: discovering and streaming the same sessions written as each
+//!   format reverie imports (`reverie_dev::formats`), against reverie's own JSONL cut down to
+//!   what those formats carry. Throughput is in bytes of each format's files.
 //!
 //! The corpus is reverie-dev's volume preset (`reverie-dev gen-sessions --volume`), generated
 //! once per run into a temporary directory (removed at the end), at about
@@ -25,6 +28,7 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use reverie::dream::model::{DreamSettings, ReadStats, Record, SessionMeta, SessionVisitor};
 use reverie::dream::sessions::{Selection, discover, stream};
+use reverie_dev::formats::{self, Rendering};
 use reverie_dev::memories;
 use reverie_dev::synth::{self, SynthConfig};
 
@@ -279,5 +283,84 @@ fn compaction(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, session_reading, compaction);
+/// A directory of the corpus's sessions written by `render`, one file per session; returns it
+/// with its size in bytes.
+fn rendered(
+    corpus: &Corpus,
+    name: &str,
+    suffix: &str,
+    render: impl Fn(&[serde_json::Value]) -> String,
+) -> (PathBuf, u64) {
+    let dir = corpus.dir.with_extension(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("a directory for the rendering");
+    let mut bytes = 0;
+    for (n, entry) in walkdir(&corpus.dir).into_iter().enumerate() {
+        let session = formats::records(&fs::read_to_string(&entry).expect("a generated session"));
+        let text = render(&session);
+        bytes += text.len() as u64;
+        let file = format!("{n}{suffix}");
+        fs::write(dir.join(file), text).expect("write a rendered session");
+    }
+    (dir, bytes)
+}
+
+fn walkdir(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).expect("the corpus") {
+        let path = entry.expect("an entry").path();
+        if path.is_dir() {
+            files.extend(walkdir(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Reading throughput per transcript format, on the same sessions (an eighth of the corpus
+/// size, so the four renderings fit on disk next to it).
+fn transcript_formats(c: &mut Criterion) {
+    let megabytes = std::env::var("REVERIE_BENCH_CORPUS_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_CORPUS_MB)
+        / 8;
+    let corpus = generate(megabytes.max(1));
+    let mut group = c.benchmark_group("transcript_formats");
+    group.sample_size(10).sampling_mode(SamplingMode::Flat);
+    let reverie = rendered(&corpus, "reverie", ".jsonl", |s| {
+        formats::reverie_jsonl(s, Rendering::Otlp.carries())
+    });
+    let mut dirs = vec![("reverie", reverie)];
+    for rendering in Rendering::ALL {
+        dirs.push((
+            rendering.name(),
+            rendered(&corpus, rendering.name(), rendering.suffix(), |s| rendering.render(s)),
+        ));
+    }
+    for (name, (dir, bytes)) in &dirs {
+        let read = || {
+            let selection = discover(dir, &settings()).expect("discover a rendering");
+            let mut count = CountRecords::default();
+            let mut stats = ReadStats::default();
+            stream(&selection.sessions, &mut count, &mut stats);
+            (selection.sessions.len() as u64, count.records)
+        };
+        let (sessions, records) = read();
+        assert_eq!(sessions, corpus.sessions, "{name}: every session is read");
+        eprintln!(
+            "{name}: {sessions} sessions, {records} records, {:.1} MB",
+            *bytes as f64 / 1e6
+        );
+        group.throughput(Throughput::Bytes(*bytes));
+        group.bench_function(*name, |b| b.iter(|| black_box(read())));
+    }
+    group.finish();
+    for (_, (dir, _)) in dirs {
+        let _ = fs::remove_dir_all(dir);
+    }
+}
+
+criterion_group!(benches, session_reading, transcript_formats, compaction);
 criterion_main!(benches);
