@@ -15,6 +15,11 @@ export HELM
 # kubectl (and the control plane) of the version the suite targets, first on PATH.
 K8S_BIN_DIR="$(bash e2e/cluster/install-deps.sh)"
 export PATH="$K8S_BIN_DIR:$PATH"
+# The real peers of the ingest test: an OpenTelemetry Collector built from its Go modules, and a
+# Python environment with the OpenTelemetry SDK and the OpenAI instrumentation from PyPI.
+OTELCOL_BIN="$(bash e2e/peers/install-otelcol.sh)"
+AGENT_PYTHON="$(bash e2e/peers/install-python-agent.sh)"
+export OTELCOL_BIN AGENT_PYTHON
 
 if [[ -n "${KUBECONFIG:-}" ]] && kubectl --request-timeout=5s version >/dev/null 2>&1; then
   echo "e2e: using the cluster in KUBECONFIG=$KUBECONFIG" >&2

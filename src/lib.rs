@@ -10,6 +10,7 @@ pub use reverie_core::{dream, memory, naming, schedule};
 pub use reverie_api as api;
 pub mod api_requests;
 pub mod cli;
+pub mod collect;
 pub mod controller;
 pub mod dreamer;
 pub mod errors;

@@ -647,3 +647,54 @@ fn bad_values_fail_at_install() {
     let error = template(&["serviceAccount.create=false"]).expect_err("no ServiceAccount name");
     assert!(error.contains("serviceAccount.name"), "{error}");
 }
+
+#[test]
+fn the_collector_is_rendered_on_request_writing_to_the_named_claim_with_read_only_rbac() {
+    let defaults = render(&[]);
+    assert!(
+        defaults.iter().all(|o| o["metadata"]["name"] != "reverie-collector"),
+        "off by default"
+    );
+    let objects = render(&[
+        "collector.enabled=true",
+        "collector.sessionsClaim=transcripts",
+        "collector.namespace=team",
+    ]);
+    let deployment = named(&objects, "Deployment", "reverie-collector");
+    assert_eq!(deployment["metadata"]["namespace"], "team");
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let args = strings(&container["args"]);
+    assert_eq!(arg_after(&args, "--claim"), "transcripts");
+    assert_eq!(arg_after(&args, "--namespace"), "team");
+    assert_eq!(arg_after(&args, "--sessions-root"), "/var/lib/reverie/sessions");
+    assert_eq!(pod["volumes"][0]["persistentVolumeClaim"]["claimName"], "transcripts");
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+
+    // The Service has the name spec.sessions.collector's default endpoint points at.
+    let service = named(&objects, "Service", "reverie-collector");
+    assert_eq!(service["metadata"]["namespace"], "team");
+    assert_eq!(service["spec"]["ports"][0]["port"], 4318);
+
+    let role = named(&objects, "Role", "reverie-collector");
+    let rules = grants(role);
+    assert!(grants_verb(&rules, "reverie.dev", "agents", "watch"));
+    assert!(
+        rules
+            .iter()
+            .all(|(_, _, verb)| ["get", "list", "watch"].contains(&verb.as_str())),
+        "read-only: {rules:?}"
+    );
+
+    let error = template(&["collector.enabled=true"]).expect_err("no claim");
+    assert!(error.contains("sessionsClaim"), "{error}");
+    let error = template(&[
+        "collector.enabled=true",
+        "collector.sessionsClaim=x",
+        "collector.idle=soon",
+    ])
+    .expect_err("idle");
+    assert!(error.contains("idle"), "{error}");
+}

@@ -708,3 +708,68 @@ fn the_image_runs_reverie_as_a_non_root_user() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// config/collector
+
+#[test]
+fn the_collector_runs_a_command_the_binary_takes_with_read_only_rbac_and_its_claim_mounted() {
+    let docs = documents_of("config/collector/collector.yaml");
+    let value = docs.iter().find(|d| kind(d) == "Deployment").expect("a Deployment");
+    let deployment: Deployment = typed(value, "the collector Deployment");
+    assert_known_fields(value, &serde_json::to_value(&deployment).unwrap(), "Deployment");
+    let spec = deployment.spec.as_ref().unwrap();
+    assert_eq!(spec.replicas, Some(1), "one writer per session file");
+    let pod = spec.template.spec.as_ref().unwrap();
+    let container = &pod.containers[0];
+    assert_eq!(container.image.as_deref(), Some(controller::DEFAULT_IMAGE));
+
+    let args = container.args.clone().unwrap();
+    let cli = reverie::cli::Cli::try_parse_from(std::iter::once("reverie".to_string()).chain(args))
+        .unwrap_or_else(|e| panic!("the collector's args are rejected: {e}"));
+    let reverie::cli::Command::Collect(collect) = cli.command else {
+        panic!("the Deployment runs `reverie collect`")
+    };
+    let mount = container
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.name == "sessions")
+        .unwrap();
+    assert_eq!(Path::new(&mount.mount_path), collect.sessions_root);
+    let volume = pod
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.name == "sessions")
+        .unwrap();
+    assert_eq!(
+        volume.persistent_volume_claim.as_ref().map(|c| c.claim_name.as_str()),
+        collect.claim.as_deref(),
+        "the claim it serves is the claim it mounts"
+    );
+
+    let service: Service = typed(
+        docs.iter().find(|d| kind(d) == "Service").expect("a Service"),
+        "the collector Service",
+    );
+    assert_eq!(service.metadata.name.as_deref(), Some("reverie-collector"));
+    assert_eq!(service.spec.unwrap().ports.unwrap()[0].port, 4318);
+
+    let role: Role = typed(
+        docs.iter().find(|d| kind(d) == "Role").expect("a Role"),
+        "the collector Role",
+    );
+    let rules = rule_map(role.rules.as_deref().unwrap_or_default());
+    assert_eq!(
+        rules,
+        BTreeMap::from([(
+            "reverie.dev/agents".to_string(),
+            vec!["get".into(), "list".into(), "watch".into()]
+        )])
+    );
+    let binding: RoleBinding = typed(docs.iter().find(|d| kind(d) == "RoleBinding").unwrap(), "binding");
+    assert_eq!(binding.subjects.unwrap()[0].name, "reverie-collector");
+}

@@ -31,6 +31,8 @@ pub enum Command {
     Crds(CrdsArgs),
     /// Run one dream pass over session transcripts and print the proposal (no cluster needed).
     Dream(Box<dream::DreamArgs>),
+    /// Receive agents' OpenTelemetry GenAI spans (OTLP/HTTP) and write them as sessions.
+    Collect(Box<crate::collect::CollectArgs>),
     /// Work on an agent's memory.
     #[command(subcommand)]
     Memory(MemoryCommand),
@@ -111,6 +113,11 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Dream(args) => {
             telemetry::init(cli.log_format, "warn");
             dream::run(&args)
+        }
+        Command::Collect(args) => {
+            telemetry::init(cli.log_format, "info,kube_client::client::builder=off");
+            let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
+            runtime.block_on(crate::collect::run(*args))
         }
         Command::Memory(MemoryCommand::Apply(args)) => {
             telemetry::init(cli.log_format, "info");

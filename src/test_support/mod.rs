@@ -6,12 +6,15 @@
 //! - [`loopback`]: a real HTTP server on 127.0.0.1, for clients the test cannot hand a client to
 //!   (the `kubectl-dream` binary, the GitOps forge calls). It answers by method and path.
 //!
-//! Both record what they were asked as [`Seen`] requests, so tests assert on the same thing.
+//! - [`collector`]: a running `reverie collect` process, for the ingest tests.
+//!
+//! Both stand-ins record what they were asked as [`Seen`] requests, so tests assert on the same thing.
 //! The objects in replies come from `reverie_api::test_support`.
 //!
 //! Compiled for this crate's tests and with the `test-support` feature (integration tests get
 //! it through the package's dev-dependency on itself); the operator never contains it.
 
+pub mod collector;
 pub mod loopback;
 pub mod scripted;
 

@@ -57,3 +57,16 @@ app.kubernetes.io/component: operator
 {{- define "reverie.image" -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
 {{- end -}}
+
+{{/* Labels of the collector's objects. */}}
+{{- define "reverie.collectorLabels" -}}
+{{ include "reverie.labels" . }}
+app.kubernetes.io/component: collector
+{{- end -}}
+
+{{/* Labels selecting the collector's pods. */}}
+{{- define "reverie.collectorSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "reverie.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: collector
+{{- end -}}

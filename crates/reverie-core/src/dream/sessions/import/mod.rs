@@ -17,7 +17,7 @@ mod content;
 pub(super) mod detect;
 mod managed_agents;
 mod openai;
-mod otlp;
+pub(crate) mod otlp;
 pub use otlp::SEMCONV_VERSION as OTEL_GENAI_SEMCONV_VERSION;
 
 #[cfg(test)]

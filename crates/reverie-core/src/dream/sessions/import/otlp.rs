@@ -302,7 +302,7 @@ fn json_value(value: &Value) -> Value {
 }
 
 /// OTLP key/value attributes as a JSON object of plain values.
-fn attributes(list: Option<&Value>) -> Map<String, Value> {
+pub(crate) fn attributes(list: Option<&Value>) -> Map<String, Value> {
     let Some(Value::Array(list)) = list else {
         return Map::new();
     };
@@ -344,7 +344,7 @@ fn any_value(value: &Value) -> Value {
     Value::Null
 }
 
-fn string(attrs: &Map<String, Value>, key: &str) -> Option<String> {
+pub(crate) fn string(attrs: &Map<String, Value>, key: &str) -> Option<String> {
     attrs
         .get(key)
         .and_then(Value::as_str)
