@@ -295,7 +295,11 @@ fn rendered(
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).expect("a directory for the rendering");
     let mut bytes = 0;
-    for (n, entry) in walkdir(&corpus.dir).into_iter().enumerate() {
+    // Session files only: the generator writes its ground truth next to them.
+    let sessions = walkdir(&corpus.dir)
+        .into_iter()
+        .filter(|path| path.extension().is_some_and(|e| e == "jsonl"));
+    for (n, entry) in sessions.enumerate() {
         let session = formats::records(&fs::read_to_string(&entry).expect("a generated session"));
         let text = render(&session);
         bytes += text.len() as u64;

@@ -85,6 +85,17 @@ impl Offer {
     pub fn rejected_total(&self) -> u64 {
         self.rejected.values().sum()
     }
+
+    /// Counts a refused span, keeping the first few unknown names for the error message.
+    fn reject(&mut self, rejection: Rejection, name: Option<String>) {
+        *self.rejected.entry(rejection).or_default() += 1;
+        if let Some(name) = name
+            && self.unknown_agents.len() < 3
+            && !self.unknown_agents.contains(&name)
+        {
+            self.unknown_agents.push(name);
+        }
+    }
 }
 
 /// The batch would take the assembler over its byte budget: nothing of it was kept.
@@ -199,24 +210,10 @@ impl Assembler {
             resources.push(resource.to_string());
             for scope in array(resource_spans.get("scopeSpans")) {
                 for span in array(scope.get("spans")) {
-                    match stage(span, service.as_deref(), is_agent, &self.limits) {
-                        Ok(Some((agent, trace, conversation, span))) => staged.push(Staged {
-                            agent,
-                            trace,
-                            conversation,
-                            resource: resource_index,
-                            span,
-                        }),
+                    match stage(span, service.as_deref(), resource_index, is_agent, &self.limits) {
+                        Ok(Some(span)) => staged.push(span),
                         Ok(None) => offer.ignored += 1,
-                        Err((rejection, name)) => {
-                            *offer.rejected.entry(rejection).or_default() += 1;
-                            if let Some(name) = name
-                                && offer.unknown_agents.len() < 3
-                                && !offer.unknown_agents.contains(&name)
-                            {
-                                offer.unknown_agents.push(name);
-                            }
-                        }
+                        Err((rejection, name)) => offer.reject(rejection, name),
                     }
                 }
             }
@@ -347,15 +344,15 @@ impl Assembler {
     }
 }
 
-/// Checks one span: `Ok(None)` for a span that is not a GenAI span, else its agent, trace,
-/// conversation and serialized form.
-#[allow(clippy::type_complexity)]
+/// Checks one span: `Ok(None)` for a span that is not a GenAI span, else the span with its
+/// agent, trace and conversation, serialized; a refusal names the agent it could not map.
 fn stage(
     span: &Value,
     service: Option<&str>,
+    resource: usize,
     is_agent: &dyn Fn(&str) -> bool,
     limits: &Limits,
-) -> Result<Option<(String, String, Option<String>, String)>, (Rejection, Option<String>)> {
+) -> Result<Option<Staged>, (Rejection, Option<String>)> {
     let Some(trace) = span.get("traceId").and_then(Value::as_str).filter(|t| !t.is_empty()) else {
         return Err((Rejection::Malformed, None));
     };
@@ -376,12 +373,13 @@ fn stage(
     if serialized.len() > limits.max_span_bytes {
         return Err((Rejection::TooLarge, None));
     }
-    Ok(Some((
+    Ok(Some(Staged {
         agent,
-        trace.to_string(),
-        string(&attrs, "gen_ai.conversation.id"),
-        serialized,
-    )))
+        trace: trace.to_string(),
+        conversation: string(&attrs, "gen_ai.conversation.id"),
+        resource,
+        span: serialized,
+    }))
 }
 
 /// The session as one `ExportTraceServiceRequest` line: a `resourceSpans` entry per distinct

@@ -76,9 +76,21 @@ pub fn records(text: &str) -> Vec<Value> {
         .collect()
 }
 
-/// The session id of a session's records.
-pub fn session_id(session: &[Value]) -> &str {
-    header(session)["id"].as_str().unwrap_or_default()
+/// The session id of a session's records; a session without one (reverie names it after its
+/// file) gets one made from its content, since OpenAI and OTLP renderings must carry an id to
+/// stay one session.
+pub fn session_id(session: &[Value]) -> String {
+    match header(session)["id"].as_str() {
+        Some(id) if !id.is_empty() => id.to_string(),
+        _ => {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            for record in session {
+                record.to_string().hash(&mut hasher);
+            }
+            format!("session-{:016x}", hasher.finish())
+        }
+    }
 }
 
 /// The session as reverie JSONL, without what the format cannot carry.
@@ -143,7 +155,7 @@ fn openai(session: &[Value]) -> String {
             _ => {}
         }
     }
-    json!({"id": head["id"], "agent": head["agent"], "started": head["started"], "labels": head["labels"],
+    json!({"id": session_id(session), "agent": head["agent"], "started": head["started"], "labels": head["labels"],
            "outcome": outcome, "messages": messages})
     .to_string()
 }
@@ -151,6 +163,7 @@ fn openai(session: &[Value]) -> String {
 /// A Claude Code session log.
 fn claude_code(session: &[Value]) -> String {
     let id = session_id(session);
+    let id = id.as_str();
     let mut lines = vec![json!({"type": "summary", "summary": "support", "leafUuid": "x"})];
     for (n, record) in session.iter().enumerate() {
         let line = |kind: &str, role: &str, content: Value| {
@@ -195,9 +208,11 @@ fn otlp(session: &[Value]) -> String {
     let head = header(session);
     let attribute = |key: &str, value: &str| json!({"key": key, "value": {"stringValue": value}});
     let conversation = session_id(session);
+    let conversation = conversation.as_str();
     let mut spans = Vec::new();
     for (n, record) in session.iter().enumerate() {
-        let Some(ts) = record.get("ts") else { continue };
+        // A record without a time keeps its place: spans of one time stay in file order.
+        let ts = record.get("ts").unwrap_or(&Value::Null);
         let mut attributes = vec![attribute("gen_ai.conversation.id", conversation)];
         let mut status = json!({});
         match record["type"].as_str() {
