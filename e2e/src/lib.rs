@@ -22,8 +22,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{Condition as WaitCondition, await_condition, conditions};
 use kube::{Api, Client, Resource, ResourceExt};
+use reverie::api::dream_schedule::AgentRun;
 use reverie::api::memory_proposal::Phase;
-use reverie::api::{Agent, MemoryProposal};
+use reverie::api::{Agent, DreamSchedule, MemoryProposal};
 use reverie_api::test_support::AgentBuilder;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -225,6 +226,35 @@ pub fn condition<'a>(object: &'a impl HasConditions, type_: &str) -> Option<&'a 
 /// mounts into dream pods).
 pub fn dreaming_agent(name: &str, sessions: &Path) -> Agent {
     AgentBuilder::new(name).sessions_host_path(sessions).build()
+}
+
+/// Asks `schedule` for a pass now, as `kubectl dream run` does (the `reverie.dev/dream-now`
+/// annotation; a new `value` is a new request).
+pub async fn dream_now(api: &Api<DreamSchedule>, schedule: &str, value: &str) -> Result<()> {
+    let patch = serde_json::json!({"metadata": {"annotations": {"reverie.dev/dream-now": value}}});
+    api.patch(schedule, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .with_context(|| format!("cannot trigger DreamSchedule {schedule}"))?;
+    Ok(())
+}
+
+/// Waits until `agent`'s last run of `schedule` has finished (`Succeeded` or `Failed`) and
+/// returns it.
+pub async fn wait_finished_run(api: &Api<DreamSchedule>, schedule: &str, agent: &str) -> Result<AgentRun> {
+    let last_run = |s: Option<&DreamSchedule>, agent: &str| -> Option<AgentRun> {
+        s?.status.as_ref()?.last_runs.iter().find(|r| r.agent == agent).cloned()
+    };
+    let wanted = agent.to_string();
+    let finished = wait_for(
+        api,
+        schedule,
+        &format!("{agent}'s pass finished"),
+        move |s: Option<&DreamSchedule>| {
+            last_run(s, &wanted).is_some_and(|r| r.result == "Succeeded" || r.result == "Failed")
+        },
+    )
+    .await?;
+    last_run(Some(&finished), agent).ok_or_else(|| anyhow!("no run of {agent} in {schedule}"))
 }
 
 /// Waits until the agent reports memory revision `revision` for its current generation

@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Patch, PatchParams};
 use reverie::api::memory_proposal::Phase;
 use reverie::api::{Agent, DreamSchedule, MemoryProposal};
 use reverie_api::test_support::DreamScheduleBuilder;
@@ -67,24 +66,9 @@ async fn a_dream_pushed_to_git_and_merged_approved_is_applied() {
     wait_for(&schedules, "nightly", "Ready", has_condition("Ready", "True"))
         .await
         .unwrap();
-    let patch = json!({"metadata": {"annotations": {"reverie.dev/dream-now": "1"}}});
-    schedules
-        .patch("nightly", &PatchParams::default(), &Patch::Merge(&patch))
+    reverie_e2e::dream_now(&schedules, "nightly", "1").await.unwrap();
+    let run = reverie_e2e::wait_finished_run(&schedules, "nightly", "support")
         .await
-        .unwrap();
-    let done = wait_for(&schedules, "nightly", "the pass pushed", |s: Option<&DreamSchedule>| {
-        s.and_then(|s| s.status.as_ref())
-            .and_then(|s| s.last_runs.iter().find(|r| r.agent == "support"))
-            .is_some_and(|r| r.result == "Succeeded" || r.result == "Failed")
-    })
-    .await
-    .unwrap();
-    let run = done
-        .status
-        .unwrap()
-        .last_runs
-        .into_iter()
-        .find(|r| r.agent == "support")
         .unwrap();
     assert_eq!(run.result, "Succeeded", "{:?}", run.message);
     let name = run.proposal.clone().expect("the pass names its proposal");

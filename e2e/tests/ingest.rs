@@ -9,13 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kube::api::{Patch, PatchParams};
 use reverie::api::agent::{CollectorSpec, TranscriptFormat};
 use reverie::api::{Agent, DreamSchedule, MemoryProposal};
 use reverie::test_support::collector::{CollectorProcess, wait_for_session_files};
 use reverie_api::test_support::{AgentBuilder, DreamScheduleBuilder};
 use reverie_e2e::{OperatorProcess, TestNamespace, apply, client, has_condition, install_crds, reverie_bin, wait_for};
-use serde_json::json;
 
 const CONVERSATIONS: usize = 3;
 
@@ -165,24 +163,9 @@ async fn an_instrumented_agent_s_spans_reach_a_dream_through_the_opentelemetry_c
     wait_for(&schedules, "nightly", "Ready", has_condition("Ready", "True"))
         .await
         .unwrap();
-    let patch = json!({"metadata": {"annotations": {"reverie.dev/dream-now": "1"}}});
-    schedules
-        .patch("nightly", &PatchParams::default(), &Patch::Merge(&patch))
+    reverie_e2e::dream_now(&schedules, "nightly", "1").await.unwrap();
+    let run = reverie_e2e::wait_finished_run(&schedules, "nightly", "support")
         .await
-        .unwrap();
-    let schedule = wait_for(&schedules, "nightly", "a finished pass", |s: Option<&DreamSchedule>| {
-        s.and_then(|s| s.status.as_ref())
-            .and_then(|status| status.last_runs.iter().find(|r| r.agent == "support"))
-            .is_some_and(|run| run.result != "Running")
-    })
-    .await
-    .unwrap();
-    let run = schedule
-        .status
-        .unwrap()
-        .last_runs
-        .into_iter()
-        .find(|r| r.agent == "support")
         .unwrap();
     assert_eq!(run.result, "Succeeded", "{run:?}");
     assert_eq!(run.sessions_reviewed, Some(CONVERSATIONS as u64), "{run:?}");

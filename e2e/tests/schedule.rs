@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use reverie::api::dream_schedule::{AgentRun, ConcurrencyPolicy, DreamJobTemplate, Reflector, ReflectorProvider};
 use reverie::api::{Agent, DreamSchedule, MemoryProposal};
@@ -35,10 +35,7 @@ fn openai_at(endpoint: String) -> Reflector {
 }
 
 async fn dream_now(api: &Api<DreamSchedule>, name: &str, value: &str) {
-    let patch = json!({"metadata": {"annotations": {"reverie.dev/dream-now": value}}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
+    reverie_e2e::dream_now(api, name, value).await.unwrap();
 }
 
 fn last_run<'a>(schedule: Option<&'a DreamSchedule>, agent: &str) -> Option<&'a AgentRun> {
