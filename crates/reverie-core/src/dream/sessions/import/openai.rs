@@ -85,6 +85,11 @@ fn conversation(value: Value, sink: &mut dyn ImportSink) -> (Used, Flow) {
         }
         _ => return (Used::Malformed, Flow::Continue(())),
     };
+    // A conversation of no messages is not a session: counting it would inflate the sessions
+    // reviewed, and the rates every lesson is judged by.
+    if messages.is_empty() {
+        return (Used::Ignored, Flow::Continue(()));
+    }
     let meta = Value::Object(meta);
     if sink.start(header(&meta)).is_break() {
         return (Used::Read, Flow::Break(()));

@@ -256,6 +256,30 @@ fn format_names_parse_and_an_unknown_one_says_what_is_accepted() {
     assert!(error.contains("claude-code") && error.contains("auto"), "{error}");
 }
 
+#[test]
+fn a_conversation_without_messages_is_not_a_session() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("empty.json"),
+        r#"{"id": "c-0", "messages": [], "outcome": true}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("one.json"),
+        r#"{"id": "c-1", "messages": [{"role": "user", "content": "hello"}]}"#,
+    )
+    .unwrap();
+    let (sessions, _, stats) = read(dir.path(), FormatChoice::Auto);
+    let ids: Vec<&str> = sessions.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["c-1"]);
+    assert_eq!(
+        stats.files_skipped.len(),
+        1,
+        "the empty one is reported: {:?}",
+        stats.files_skipped
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
