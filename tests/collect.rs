@@ -23,8 +23,6 @@ use serde_json::{Value, json};
 /// A collector serving agent `support` from `support/` under a fresh root.
 struct Collector {
     process: CollectorProcess,
-    otlp: SocketAddr,
-    admin: SocketAddr,
     root: PathBuf,
 }
 
@@ -36,12 +34,7 @@ impl Collector {
         let mut args = vec!["--agent", "support=support"];
         args.extend(extra);
         let process = CollectorProcess::start(Path::new(env!("CARGO_BIN_EXE_reverie")), &root, &args);
-        Collector {
-            otlp: process.otlp,
-            admin: process.admin,
-            process,
-            root,
-        }
+        Collector { process, root }
     }
 
     fn sessions(&self) -> Vec<PathBuf> {
@@ -252,7 +245,7 @@ fn dream(dir: &Path) -> Value {
 }
 
 fn metric(collector: &Collector, name: &str) -> f64 {
-    let reply = http(collector.admin, "GET", "/metrics", &[], b"");
+    let reply = http(collector.process.admin, "GET", "/metrics", &[], b"");
     let text = String::from_utf8(reply.body).unwrap();
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
@@ -264,10 +257,10 @@ fn spans_of_running_agents_become_sessions_a_dream_learns_from() {
     let collector = Collector::start("learn", &["--idle", "500ms"]);
     for n in 1..=3 {
         let (children, parent) = conversation(n, "support");
-        let (reply, response) = export_protobuf(collector.otlp, &children);
+        let (reply, response) = export_protobuf(collector.process.otlp, &children);
         assert_eq!(reply.status, 200, "{}", reply.headers);
         assert_eq!(response.partial_success, None, "every span is taken or quietly ignored");
-        assert_eq!(export_protobuf(collector.otlp, &parent).0.status, 200);
+        assert_eq!(export_protobuf(collector.process.otlp, &parent).0.status, 200);
     }
     let files = collector.wait_for_sessions(3);
     assert!(
@@ -307,7 +300,7 @@ fn refusals_are_answered_as_the_otlp_specification_says() {
 
     // A service that is no Agent of ours: a partial success that names it.
     let (stranger, _) = conversation(1, "billing-bot");
-    let (reply, response) = export_protobuf(collector.otlp, &stranger);
+    let (reply, response) = export_protobuf(collector.process.otlp, &stranger);
     assert_eq!(reply.status, 200);
     let partial = response.partial_success.expect("a partial success");
     assert_eq!(
@@ -322,7 +315,7 @@ fn refusals_are_answered_as_the_otlp_specification_says() {
 
     let json_reply = |body: &[u8], content_type: &str| {
         http(
-            collector.otlp,
+            collector.process.otlp,
             "POST",
             "/v1/traces",
             &[("Content-Type", content_type)],
@@ -346,9 +339,9 @@ fn refusals_are_answered_as_the_otlp_specification_says() {
     // More than the budget: the sender is told to come back, and room is made by writing the
     // oldest session early.
     let (first, _) = conversation(1, "support");
-    assert_eq!(export_protobuf(collector.otlp, &first).0.status, 200);
+    assert_eq!(export_protobuf(collector.process.otlp, &first).0.status, 200);
     let (second, _) = conversation(2, "support");
-    let (busy, _) = export_protobuf(collector.otlp, &second);
+    let (busy, _) = export_protobuf(collector.process.otlp, &second);
     assert_eq!(busy.status, 503, "{}", busy.headers);
     assert!(
         busy.headers.to_ascii_lowercase().contains("retry-after: 7"),
@@ -357,7 +350,7 @@ fn refusals_are_answered_as_the_otlp_specification_says() {
     );
     collector.wait_for_sessions(1);
     let deadline = Instant::now() + WAIT;
-    while export_protobuf(collector.otlp, &second).0.status != 200 {
+    while export_protobuf(collector.process.otlp, &second).0.status != 200 {
         assert!(Instant::now() < deadline, "the retry was never taken");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -374,8 +367,8 @@ fn refusals_are_answered_as_the_otlp_specification_says() {
 fn a_terminated_collector_writes_every_session_it_holds() {
     let mut collector = Collector::start("shutdown", &["--idle", "1h"]);
     let (children, parent) = conversation(4, "support");
-    assert_eq!(export_protobuf(collector.otlp, &children).0.status, 200);
-    assert_eq!(export_protobuf(collector.otlp, &parent).0.status, 200);
+    assert_eq!(export_protobuf(collector.process.otlp, &children).0.status, 200);
+    assert_eq!(export_protobuf(collector.process.otlp, &parent).0.status, 200);
     assert!(
         collector.sessions().is_empty(),
         "an hour of idle timeout: nothing written yet"
