@@ -275,7 +275,8 @@ fn compaction(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("180k_to_50k_tokens", |b| {
         b.iter(|| {
-            let curated = reverie::dream::curate::curate("bench", &memory, &[], &[], &settings).unwrap();
+            let curated =
+                reverie::dream::curate::curate("bench", &memory, &[], &[], &Default::default(), &settings).unwrap();
             assert!(curated.tokens_after <= 50_000);
             curated.compacted
         })

@@ -14,7 +14,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::api::agent::MemoryStore;
 use crate::api::dream_job::{
-    JOB_LABEL, MAX_MESSAGE, PassResult, RunReport, SCHEDULE_LABEL, suspected_injections, truncate,
+    JOB_LABEL, MAX_MESSAGE, PassResult, RunReport, SCHEDULE_LABEL, effect_counts, suspected_injections, truncate,
 };
 use crate::api::memory_proposal::{MAX_CHANGES, MemoryProposalSpec, ProposalSource, ProposalStats};
 use crate::api::{Agent, LocalObjectReference, MemoryProposal};
@@ -89,6 +89,7 @@ pub async fn run(
         }),
         PassOutcome::NothingToPropose { stats, .. } => Ok(RunReport {
             suspected_injections: suspected_injections(&stats),
+            effects: effect_counts(&stats),
             result: PassResult::NothingToPropose,
             sessions_reviewed: stats.sessions_reviewed,
             tokens: stats.tokens_in + stats.tokens_out,
@@ -117,6 +118,7 @@ pub async fn run(
                 message: truncate(&message, MAX_MESSAGE),
                 proposal: Some(name),
                 suspected_injections: suspected_injections(&proposal.stats),
+                effects: effect_counts(&proposal.stats),
             })
         }
     }
@@ -208,6 +210,7 @@ fn proposal_object(
                 job: target.job.map(str::to_string),
                 ..ProposalSource::default()
             }),
+            effects: crate::api::effect::api_effects(&stats.effects),
             approval: None,
         },
         status: None,

@@ -55,6 +55,14 @@ pub struct InjectionLabels {
     pub class: String,
 }
 
+/// Lessons are counted per agent and verdict of their measured effect.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LessonLabels {
+    pub namespace: String,
+    pub agent: String,
+    pub verdict: &'static str,
+}
+
 /// Every metric the operator exports, registered once in one registry.
 pub struct Metrics {
     registry: Registry,
@@ -67,6 +75,7 @@ pub struct Metrics {
     proposal_phases: Family<PhaseLabels, Counter>,
     changes_applied: Family<OpLabels, Counter>,
     suspected_injections: Family<InjectionLabels, Counter>,
+    lessons: Family<LessonLabels, Gauge>,
     decision_seconds: Histogram,
     apply_seconds: Histogram,
     api_requests: Family<RequestLabels, Counter>,
@@ -116,6 +125,12 @@ impl Default for Metrics {
             "Texts a dream pass refused to propose for their risk class (a suspected injection), per agent and class, counted in distinct sessions",
             suspected_injections.clone(),
         );
+        let lessons = Family::<LessonLabels, Gauge>::default();
+        registry.register(
+            "lessons",
+            "The agent's lessons by the verdict of their measured effect (effective, no-effect, regressed, too-early), as of its latest dream pass",
+            lessons.clone(),
+        );
         let proposal_phases = Family::<PhaseLabels, Counter>::default();
         let changes_applied = Family::<OpLabels, Counter>::default();
         // 1 s .. ~12 days: people decide in minutes to days.
@@ -159,6 +174,7 @@ impl Default for Metrics {
             proposal_phases,
             changes_applied,
             suspected_injections,
+            lessons,
             decision_seconds,
             apply_seconds,
             api_requests,
@@ -205,6 +221,20 @@ impl Metrics {
                 class: class.to_string(),
             })
             .inc_by(u64::from(sessions));
+    }
+
+    /// Sets the agent's lesson counts per verdict (every verdict, so a count that fell to zero
+    /// reads zero).
+    pub fn lesson_effects(&self, namespace: &str, agent: &str, counts: &[(&'static str, u32)]) {
+        for (verdict, count) in counts {
+            self.lessons
+                .get_or_create(&LessonLabels {
+                    namespace: namespace.to_string(),
+                    agent: agent.to_string(),
+                    verdict,
+                })
+                .set(i64::from(*count));
+        }
     }
 
     pub fn proposal_phase(&self, phase: &'static str) {

@@ -102,6 +102,15 @@ pub struct DreamArgs {
     /// (comma-separated; the first present wins).
     #[arg(long, value_delimiter = ',', default_values_t = crate::dream::signals::DEFAULT_STRATA_LABELS.iter().map(|s| s.to_string()).collect::<Vec<_>>())]
     pub strata_labels: Vec<String>,
+    /// Fewer sessions than this before or after a lesson's adoption: its effect is `too-early`.
+    #[arg(long, default_value_t = crate::dream::effect::DEFAULT_MIN_SESSIONS)]
+    pub effect_min_sessions: u32,
+    /// The effect of the memory's lessons is measured over the N most recent sessions.
+    #[arg(long, default_value_t = crate::dream::effect::DEFAULT_WINDOW)]
+    pub effect_window: usize,
+    /// Propose archiving a lesson without effect once this many sessions ran with it (0: never).
+    #[arg(long, default_value_t = crate::dream::effect::DEFAULT_ARCHIVE_AFTER)]
+    pub archive_ineffective_after: u32,
     /// Transcript format: `auto` detects each file's (reverie, openai, claude-code, codex, otlp,
     /// managed-agents); naming one reads every file as that format.
     #[arg(long, default_value = "auto")]
@@ -230,7 +239,7 @@ fn load_memory(path: Option<&Path>) -> Result<MemoryDocument, String> {
     memory::from_yaml(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn label_selector(labels: &[String]) -> Vec<(String, Option<String>)> {
+pub(super) fn label_selector(labels: &[String]) -> Vec<(String, Option<String>)> {
     labels
         .iter()
         .map(|l| match l.split_once('=') {
@@ -262,6 +271,12 @@ fn settings(args: &DreamArgs, now: Timestamp) -> Result<DreamSettings, String> {
         },
         strata_labels: args.strata_labels.clone(),
         format: args.format,
+        effect: crate::dream::effect::EffectSettings {
+            min_sessions: args.effect_min_sessions.max(1),
+            window: args.effect_window.max(1),
+            archive_after: args.archive_ineffective_after,
+            ..Default::default()
+        },
     })
 }
 

@@ -1,6 +1,7 @@
 //! Command-line interface of the `reverie` binary.
 
 pub mod dream;
+pub mod effect;
 pub mod kubectl_dream;
 
 use std::net::SocketAddr;
@@ -31,6 +32,8 @@ pub enum Command {
     Crds(CrdsArgs),
     /// Run one dream pass over session transcripts and print the proposal (no cluster needed).
     Dream(Box<dream::DreamArgs>),
+    /// Measure whether the lessons in a memory helped, on session transcripts (no cluster).
+    Effect(effect::EffectArgs),
     /// Receive agents' OpenTelemetry GenAI spans (OTLP/HTTP) and write them as sessions.
     Collect(Box<crate::collect::CollectArgs>),
     /// Work on an agent's memory.
@@ -113,6 +116,10 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Dream(args) => {
             telemetry::init(cli.log_format, "warn");
             dream::run(&args)
+        }
+        Command::Effect(args) => {
+            telemetry::init(cli.log_format, "warn");
+            effect::run(&args)
         }
         Command::Collect(args) => {
             telemetry::init(cli.log_format, "info,kube_client::client::builder=off");

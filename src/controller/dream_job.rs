@@ -362,6 +362,12 @@ fn pass_args(spec: &DreamScheduleSpec, min_agents: u32) -> Vec<String> {
         spec.max_changes.to_string(),
         "--strata-labels".into(),
         spec.curation.strata_labels.join(","),
+        "--effect-min-sessions".into(),
+        spec.curation.effect.min_sessions.to_string(),
+        "--archive-ineffective-after".into(),
+        spec.curation.effect.archive_ineffective_after.to_string(),
+        "--effect-window".into(),
+        spec.curation.effect.window.to_string(),
     ];
     if min_agents > 1 {
         args.extend(["--min-agents".into(), min_agents.to_string()]);

@@ -689,6 +689,46 @@ mod plans {
     }
 
     #[test]
+    fn measured_lesson_effects_set_the_gauges_and_a_regressed_lesson_warns_on_the_agent() {
+        let (handled, _, _) = failed_pass();
+        let done = job(
+            "nightly-support-1",
+            "2026-11-20T11:55:00Z",
+            Some(("Complete", "2026-11-20T11:57:00Z")),
+        );
+        let report = r#"{"result":"Proposed","proposal":"nightly-support-1","message":"proposed 1 changes",
+            "effects":{"effective":2,"noEffect":1,"regressed":1,"tooEarly":0,
+            "regressedLessons":[{"id":"lesson-9","summary":"cut its mistake from 40% to 5% of sessions; mean outcome -0.45: regressed"}]}}"#;
+        let plan = planned(&handled, vec![done.clone()], &[("nightly-support-1", report)]);
+        assert!(plan.effects.contains(&Effect::LessonEffects {
+            agent: "support".into(),
+            counts: [("effective", 2), ("no-effect", 1), ("regressed", 1), ("too-early", 0)],
+        }));
+        let warning = plan
+            .effects
+            .iter()
+            .find_map(|e| match e {
+                Effect::Event {
+                    about: About::Agent(agent),
+                    type_: EventType::Warning,
+                    reason: "LessonRegressed",
+                    note,
+                    ..
+                } if agent == "support" => Some(note.clone()),
+                _ => None,
+            })
+            .expect("a Warning event on the agent");
+        assert!(
+            warning.contains("lesson-9") && warning.contains("proposed in nightly-support-1"),
+            "{warning}"
+        );
+        // A report without effects (nothing measured) sets no gauge.
+        let quiet = r#"{"result":"NothingToPropose","message":"nothing"}"#;
+        let plan = planned(&handled, vec![done], &[("nightly-support-1", quiet)]);
+        assert!(!plan.effects.iter().any(|e| matches!(e, Effect::LessonEffects { .. })));
+    }
+
+    #[test]
     fn an_invalid_spec_plans_no_job_and_reports_why() {
         let broken = schedule(json!({"schedule": "61 * * * *"}), handled_1155(), json!({}));
         let plan = planned(&broken, vec![], &[]);

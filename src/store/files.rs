@@ -16,7 +16,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{
-    Committed, MEMORY_MD, MEMORY_YAML, Next, RevisionInfo, RevisionStore, Snapshot, StoreError, Update, next_snapshot,
+    Committed, MEMORY_MD, MEMORY_YAML, Next, REVISION_FILE, RevisionInfo, RevisionStore, Snapshot, StoreError, Update,
+    next_snapshot,
 };
 
 const CURRENT: &str = "current.json";
@@ -110,6 +111,10 @@ impl FileStore {
     fn publish(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
         write_atomically(&self.dir.join(MEMORY_MD), snapshot.markdown.as_bytes())?;
         write_atomically(&self.dir.join(MEMORY_YAML), snapshot.yaml.as_bytes())?;
+        write_atomically(
+            &self.dir.join(REVISION_FILE),
+            format!("{}\n", snapshot.info.revision).as_bytes(),
+        )?;
         Ok(())
     }
 
@@ -280,6 +285,62 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 4, "{names:?}");
         assert!(!names.iter().any(|n| n.to_string_lossy().contains(".tmp")));
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn each_entry_records_the_revision_that_adopted_it_and_the_revision_is_a_file() {
+        use crate::memory::{Change, Entry, EntryKind, Evidence, Provenance};
+        let dir = temp_dir("adopted");
+        let store = FileStore::new(&dir, "support");
+        store.commit_blocking(&update("agent-spec/1", 0, "Help.")).unwrap();
+        let lesson = Entry {
+            id: "lesson-1".into(),
+            text: "Look the order up first.".into(),
+            kind: EntryKind::Lesson,
+            evidence: Evidence {
+                count: 3,
+                ..Evidence::default()
+            },
+            provenance: Some(Provenance {
+                source: "dream-1".into(),
+                approved_by: Some("ana".into()),
+                at: "2026-11-20T11:00:00Z".parse().unwrap(),
+                revision: None,
+                applied: None,
+            }),
+            created: "2026-11-20T11:00:00Z".parse().unwrap(),
+            reinforced: None,
+            pinned: false,
+        };
+        let mut add = update("proposal/dream-1", 1, "Help.");
+        add.changes = vec![Change::Add {
+            section: "lessons".into(),
+            entry: lesson,
+        }];
+        assert_eq!(store.commit_blocking(&add).unwrap().revision, 2);
+        assert_eq!(fs::read_to_string(dir.join(REVISION_FILE)).unwrap(), "2\n");
+        let adopted = |store: &FileStore| {
+            let doc = store.load_current().unwrap().unwrap().doc;
+            let provenance = doc.find("lesson-1").unwrap().1.provenance.clone().unwrap();
+            (provenance.revision, provenance.applied)
+        };
+        let at_2 = (Some(2), Some("2026-11-20T12:00:00Z".parse().unwrap()));
+        assert_eq!(adopted(&store), at_2);
+        // A later revision that only reinforces it keeps the adoption.
+        let mut reinforce = update("proposal/dream-2", 2, "Help.");
+        reinforce.now = "2026-11-25T12:00:00Z".parse().unwrap();
+        reinforce.changes = vec![Change::Reinforce {
+            id: "lesson-1".into(),
+            evidence: Evidence {
+                count: 6,
+                ..Evidence::default()
+            },
+            at: reinforce.now,
+        }];
+        assert_eq!(store.commit_blocking(&reinforce).unwrap().revision, 3);
+        assert_eq!(fs::read_to_string(dir.join(REVISION_FILE)).unwrap(), "3\n");
+        assert_eq!(adopted(&store), at_2);
         fs::remove_dir_all(dir).unwrap();
     }
 

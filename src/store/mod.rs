@@ -37,6 +37,9 @@ pub const REVISION_LABEL: &str = "reverie.dev/revision";
 pub const MEMORY_YAML: &str = "memory.yaml";
 /// Key of the rendered memory the agent reads.
 pub const MEMORY_MD: &str = "MEMORY.md";
+/// The file next to `MEMORY.md` naming its revision: a session may record it
+/// (`memoryRevision`), so a lesson's effect is attributed to the revision the agent ran with.
+pub const REVISION_FILE: &str = "REVISION";
 /// Annotation: the id of the update that produced the revision (for idempotent retries).
 pub const UPDATE_ANNOTATION: &str = "reverie.dev/update";
 /// Annotation: hash of the agent spec parts the revision holds (instructions, protected list).
@@ -255,12 +258,14 @@ pub fn next_snapshot(current: Option<&Snapshot>, update: &Update) -> Result<Next
     doc.set_protected(&update.protected);
     doc.set_instructions(&update.instructions, update.now);
     // `apply` returns a normalised document.
-    let doc = memory::change::apply(&doc, &update.changes).map_err(|e| StoreError::Rejected(e.to_string()))?;
+    let mut doc = memory::change::apply(&doc, &update.changes).map_err(|e| StoreError::Rejected(e.to_string()))?;
     if let Some(current) = current
         && current.doc == doc
     {
         return Ok(Next::Unchanged(current.info.clone()));
     }
+    // Which revision adopted each entry is what its effect is measured from (`dream::effect`).
+    doc.stamp_adoption(current.map(|c| &c.doc), current_revision + 1, update.now);
     Ok(Next::Write(Box::new(Snapshot::build(
         &update.agent,
         current_revision + 1,

@@ -79,6 +79,59 @@ pub struct RunReport {
     /// Texts the pass refused for their risk class (at most [`MAX_REPORTED_INJECTIONS`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suspected_injections: Vec<SuspectedInjection>,
+    /// The measured effect of the agent's lessons; absent when none could be measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effects: Option<EffectCounts>,
+}
+
+/// Regressed lessons a termination message carries (it is cut at 4096 bytes).
+pub const MAX_REPORTED_REGRESSIONS: usize = 2;
+
+/// The agent's lessons by verdict, as the operator turns them into gauges, and the regressed
+/// ones, as it turns them into Warning events.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EffectCounts {
+    pub effective: u32,
+    pub no_effect: u32,
+    pub regressed: u32,
+    pub too_early: u32,
+    /// The first regressed lessons (at most [`MAX_REPORTED_REGRESSIONS`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regressed_lessons: Vec<RegressedLesson>,
+}
+
+/// A lesson after which outcomes got worse.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegressedLesson {
+    pub id: String,
+    /// The effect in one sentence, shortened.
+    pub summary: String,
+}
+
+/// The effect counts of a pass; `None` when it measured no lesson.
+pub fn effect_counts(stats: &PassStats) -> Option<EffectCounts> {
+    use reverie_core::dream::effect::Verdict;
+    let effects = &stats.effects;
+    if effects.is_empty() {
+        return None;
+    }
+    Some(EffectCounts {
+        effective: effects.count(Verdict::Effective),
+        no_effect: effects.count(Verdict::NoEffect),
+        regressed: effects.count(Verdict::Regressed),
+        too_early: effects.count(Verdict::TooEarly),
+        regressed_lessons: effects
+            .lessons
+            .iter()
+            .filter(|l| l.verdict == Verdict::Regressed)
+            .take(MAX_REPORTED_REGRESSIONS)
+            .map(|l| RegressedLesson {
+                id: truncate(&l.id, 80),
+                summary: truncate(&l.sentence(), 240),
+            })
+            .collect(),
+    })
 }
 
 /// Suspected injections a termination message carries: it is cut at 4096 bytes.
@@ -166,6 +219,15 @@ mod tests {
                 example: "s-1".into(),
                 excerpt: "Always add bcc".into(),
             }],
+            effects: Some(EffectCounts {
+                effective: 2,
+                regressed: 1,
+                regressed_lessons: vec![RegressedLesson {
+                    id: "lesson-1".into(),
+                    summary: "cut its mistake".into(),
+                }],
+                ..EffectCounts::default()
+            }),
         };
         let json = serde_json::to_string(&report).unwrap();
         assert_eq!(RunReport::parse(&json), Some(report));
@@ -184,6 +246,19 @@ mod tests {
                 };
                 MAX_REPORTED_INJECTIONS
             ],
+            effects: Some(EffectCounts {
+                effective: u32::MAX,
+                no_effect: u32::MAX,
+                regressed: u32::MAX,
+                too_early: u32::MAX,
+                regressed_lessons: vec![
+                    RegressedLesson {
+                        id: truncate(&"i".repeat(1_000), 80),
+                        summary: truncate(&"s".repeat(1_000), 240),
+                    };
+                    MAX_REPORTED_REGRESSIONS
+                ],
+            }),
             ..RunReport::failed("")
         };
         let bounded = RunReport {

@@ -228,6 +228,50 @@ pub struct Curation {
     #[serde(default = "default_strata_labels")]
     #[schemars(length(max = 8), inner(length(min = 1, max = 63)))]
     pub strata_labels: Vec<String>,
+    /// How the effect of the agent's current lessons is measured and acted on.
+    #[serde(default)]
+    pub effect: EffectPolicy,
+}
+
+/// Each pass measures whether the agent's lessons helped: how often the pattern each came from
+/// occurred, and how sessions ended, before and after the agent ran with it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EffectPolicy {
+    /// A lesson with fewer sessions than this before or after its adoption is `too-early`.
+    #[serde(default = "default_effect_min_sessions")]
+    #[schemars(range(min = 1))]
+    pub min_sessions: u32,
+    /// A lesson without effect is proposed for archive once this many sessions ran with it
+    /// (0: never). A lesson after which outcomes got worse is always proposed for archive.
+    #[serde(default = "default_archive_after")]
+    pub archive_ineffective_after: u32,
+    /// The most recent sessions measured.
+    #[serde(default = "default_effect_window")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub window: u32,
+}
+
+impl Default for EffectPolicy {
+    fn default() -> Self {
+        Self {
+            min_sessions: default_effect_min_sessions(),
+            archive_ineffective_after: default_archive_after(),
+            window: default_effect_window(),
+        }
+    }
+}
+
+fn default_effect_min_sessions() -> u32 {
+    reverie_core::dream::effect::DEFAULT_MIN_SESSIONS
+}
+
+fn default_archive_after() -> u32 {
+    reverie_core::dream::effect::DEFAULT_ARCHIVE_AFTER
+}
+
+fn default_effect_window() -> u32 {
+    reverie_core::dream::effect::DEFAULT_WINDOW as u32
 }
 
 fn default_strata_labels() -> Vec<String> {
@@ -244,6 +288,7 @@ impl Default for Curation {
             stale_after: default_stale_after(),
             archive_limit: default_archive_limit(),
             strata_labels: default_strata_labels(),
+            effect: EffectPolicy::default(),
         }
     }
 }

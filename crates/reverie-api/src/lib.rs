@@ -15,6 +15,7 @@ pub mod dream_job;
 #[allow(clippy::duplicated_attributes)]
 pub mod dream_schedule;
 pub mod duration;
+pub mod effect;
 #[allow(clippy::duplicated_attributes)]
 pub mod memory_proposal;
 pub mod proposal;

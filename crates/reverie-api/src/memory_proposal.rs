@@ -16,7 +16,8 @@ use super::LocalObjectReference;
 pub const IMMUTABLE_CONTENT_RULE: &str = "self.agentRef == oldSelf.agentRef && self.baseRevision == oldSelf.baseRevision \
      && self.baseDigest == oldSelf.baseDigest && self.summary == oldSelf.summary && self.changes == oldSelf.changes \
      && has(self.stats) == has(oldSelf.stats) && (!has(self.stats) || self.stats == oldSelf.stats) \
-     && has(self.source) == has(oldSelf.source) && (!has(self.source) || self.source == oldSelf.source)";
+     && has(self.source) == has(oldSelf.source) && (!has(self.source) || self.source == oldSelf.source) \
+     && has(self.effects) == has(oldSelf.effects) && (!has(self.effects) || self.effects == oldSelf.effects)";
 
 /// CEL: once `approval.decision` is set, the approval is final.
 pub const FINAL_DECISION_RULE: &str = "!has(oldSelf.approval) || !has(oldSelf.approval.decision) \
@@ -73,6 +74,11 @@ pub struct MemoryProposalSpec {
     /// Where the proposal came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<ProposalSource>,
+    /// The measured effect of the lessons the agent's memory holds (regressed first): context
+    /// for the reviewer, and the rationale of archives the pass proposes for their effect.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub effects: Vec<super::effect::LessonEffect>,
     /// The decision; the only field that may change after creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
@@ -149,6 +155,10 @@ pub struct Evidence {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 317))]
     pub segment: Option<String>,
+    /// The pattern the sessions were counted under: later sessions are checked for it to
+    /// measure whether the lesson helped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<super::effect::EvidencePattern>,
 }
 
 /// How a dream pass went.

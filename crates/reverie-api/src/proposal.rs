@@ -86,6 +86,7 @@ fn api_evidence(evidence: Evidence) -> ApiEvidence {
         tasks: evidence.tasks,
         numbers: evidence.numbers,
         segment: evidence.segment,
+        pattern: evidence.pattern.as_ref().and_then(crate::effect::api_pattern),
     }
 }
 
@@ -98,6 +99,7 @@ fn core_evidence(evidence: &ApiEvidence) -> Evidence {
         tasks: evidence.tasks,
         numbers: evidence.numbers.clone(),
         segment: evidence.segment.clone(),
+        pattern: evidence.pattern.as_ref().and_then(crate::effect::core_pattern),
     }
 }
 
@@ -146,6 +148,9 @@ fn to_change(change: &ProposedChange, base: &MemoryDocument, origin: &Origin<'_>
         source: origin.proposal.to_string(),
         approved_by: origin.approved_by.map(str::to_string),
         at: origin.at,
+        // Stamped by the store that writes the revision.
+        revision: None,
+        applied: None,
     });
     // Computed up front (not every op needs them); the arms that do use `?` on them.
     let text = change

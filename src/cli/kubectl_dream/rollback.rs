@@ -214,6 +214,7 @@ pub fn build_rollback(
                 restores_revision: Some(revision),
                 ..ProposalSource::default()
             }),
+            effects: Vec::new(),
             approval: None,
         },
         status: None,

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, KeyToPath,
-    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecurityContext,
-    Volume, VolumeMount,
+    Capabilities, ConfigMapProjection, ConfigMapVolumeSource, Container, DownwardAPIProjection, DownwardAPIVolumeFile,
+    EmptyDirVolumeSource, EnvVar, KeyToPath, ObjectFieldSelector, PersistentVolumeClaimVolumeSource,
+    PodSecurityContext, PodSpec, PodTemplateSpec, ProjectedVolumeSource, SeccompProfile, SecurityContext, Volume,
+    VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use kube::api::{Patch, PatchParams};
@@ -17,7 +18,7 @@ use crate::api::agent::{AgentRuntime, CollectorSpec, MemoryStore, SessionsSpec};
 use crate::api::{Agent, FIELD_MANAGER};
 use crate::controller::{Context, Error, Result};
 use crate::store::configmap::current_name;
-use crate::store::{AGENT_LABEL, MEMORY_MD, MEMORY_YAML, RevisionInfo};
+use crate::store::{AGENT_LABEL, MEMORY_MD, MEMORY_YAML, REVISION_FILE, RevisionInfo};
 
 /// Where the agent's own memory is mounted (read-only).
 pub const MEMORY_DIR: &str = "/var/lib/reverie/memory";
@@ -27,8 +28,46 @@ pub const SESSIONS_DIR: &str = "/var/lib/reverie/sessions";
 pub const SHARED_DIR: &str = "/var/lib/reverie/shared";
 /// Pod-template annotation carrying the memory digest: a new revision rolls the pods.
 pub const MEMORY_DIGEST_ANNOTATION: &str = "reverie.dev/memory-digest";
+/// Pod-template annotation carrying the memory revision, projected as the file `REVISION`.
+pub const MEMORY_REVISION_ANNOTATION: &str = "reverie.dev/memory-revision";
 /// Annotation with the hash of the desired Deployment, to skip writes that change nothing.
 pub const SPEC_HASH_ANNOTATION: &str = "reverie.dev/spec-hash";
+
+/// The agent's own memory: a ConfigMap store is projected together with the pod's revision
+/// annotation as the file `REVISION` (a PVC store writes that file itself), so it works for
+/// memories written before the file existed.
+fn own_memory_volume(agent: &Agent) -> Volume {
+    let mut volume = memory_volume("memory", agent);
+    if let Some(config_map) = volume.config_map.take() {
+        volume.projected = Some(ProjectedVolumeSource {
+            sources: Some(vec![
+                VolumeProjection {
+                    config_map: Some(ConfigMapProjection {
+                        name: config_map.name,
+                        items: config_map.items,
+                        optional: None,
+                    }),
+                    ..VolumeProjection::default()
+                },
+                VolumeProjection {
+                    downward_api: Some(DownwardAPIProjection {
+                        items: Some(vec![DownwardAPIVolumeFile {
+                            path: REVISION_FILE.to_string(),
+                            field_ref: Some(ObjectFieldSelector {
+                                field_path: format!("metadata.annotations['{MEMORY_REVISION_ANNOTATION}']"),
+                                api_version: None,
+                            }),
+                            ..DownwardAPIVolumeFile::default()
+                        }]),
+                    }),
+                    ..VolumeProjection::default()
+                },
+            ]),
+            default_mode: None,
+        });
+    }
+    volume
+}
 
 /// The volume holding an agent's memory, for its own pods or another agent's (`shared`).
 fn memory_volume(name: &str, agent: &Agent) -> Volume {
@@ -120,11 +159,11 @@ struct AgentFiles {
 
 /// The agent's memory (read-only), a writable /tmp (the root file system is read-only), its
 /// sessions directory, and each `shared` agent's memory (read-only).
-fn agent_files(agent: &Agent, shared: &[Agent]) -> AgentFiles {
+fn agent_files(agent: &Agent, memory: &RevisionInfo, shared: &[Agent]) -> AgentFiles {
     let name = agent.name_any();
     let mut files = AgentFiles {
         volumes: vec![
-            memory_volume("memory", agent),
+            own_memory_volume(agent),
             Volume {
                 name: "tmp".to_string(),
                 empty_dir: Some(EmptyDirVolumeSource::default()),
@@ -138,6 +177,8 @@ fn agent_files(agent: &Agent, shared: &[Agent]) -> AgentFiles {
         env: vec![
             env_var("REVERIE_AGENT", &name),
             env_var("REVERIE_MEMORY_FILE", &format!("{MEMORY_DIR}/{MEMORY_MD}")),
+            env_var("REVERIE_MEMORY_REVISION", &memory.revision.to_string()),
+            env_var("REVERIE_MEMORY_REVISION_FILE", &format!("{MEMORY_DIR}/{REVISION_FILE}")),
         ],
     };
     if let Some(sessions) = &agent.spec.sessions {
@@ -245,7 +286,7 @@ pub fn desired_deployment(
         .ok_or(Error::MissingObjectKey("metadata.uid"))?;
     let name = agent.name_any();
     let labels = pod_labels(&name);
-    let AgentFiles { volumes, mounts, env } = agent_files(agent, shared);
+    let AgentFiles { volumes, mounts, env } = agent_files(agent, memory, shared);
     let pod_spec = PodSpec {
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(true),
@@ -274,10 +315,10 @@ pub fn desired_deployment(
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels),
-                    annotations: Some(BTreeMap::from([(
-                        MEMORY_DIGEST_ANNOTATION.to_string(),
-                        memory.digest.clone(),
-                    )])),
+                    annotations: Some(BTreeMap::from([
+                        (MEMORY_DIGEST_ANNOTATION.to_string(), memory.digest.clone()),
+                        (MEMORY_REVISION_ANNOTATION.to_string(), memory.revision.to_string()),
+                    ])),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(pod_spec),
@@ -428,7 +469,8 @@ mod tests {
         assert!(mounts.contains(&(format!("{SHARED_DIR}/team"), Some(true), Some("t".into()))));
         let volumes = pod.volumes.unwrap();
         let memory = volumes.iter().find(|v| v.name == "memory").unwrap();
-        assert_eq!(memory.config_map.as_ref().unwrap().name, "support-memory");
+        let sources = memory.projected.as_ref().unwrap().sources.as_ref().unwrap();
+        assert_eq!(sources[0].config_map.as_ref().unwrap().name, "support-memory");
         let shared = volumes.iter().find(|v| v.name == "shared-team").unwrap();
         assert_eq!(shared.persistent_volume_claim.as_ref().unwrap().read_only, Some(true));
         let sessions = volumes.iter().find(|v| v.name == "sessions").unwrap();
@@ -569,7 +611,8 @@ mod tests {
         let selector = spec.selector.match_labels.unwrap();
         assert_eq!(selector.len(), 2);
         assert!(selector.iter().all(|(key, value)| labels.get(key) == Some(value)));
-        assert_eq!(spec.template.metadata.unwrap().labels, Some(labels));
+        let template = spec.template.metadata.unwrap();
+        assert_eq!(template.labels, Some(labels));
         let pod = spec.template.spec.unwrap();
         assert_eq!(pod.service_account_name, None);
         let c = &pod.containers[0];
@@ -577,7 +620,11 @@ mod tests {
             (c.args.as_ref(), c.env_from.as_ref(), c.resources.as_ref()),
             (None, None, None)
         );
-        let memory = pod.volumes.as_ref().unwrap()[0].config_map.clone().unwrap();
+        // The memory files, and next to them the revision the pod runs with, from its own
+        // annotation (which also rolls the pods when it changes).
+        let projected = pod.volumes.as_ref().unwrap()[0].projected.clone().unwrap();
+        let sources = projected.sources.unwrap();
+        let memory = sources[0].config_map.clone().unwrap();
         let items: Vec<(String, String)> = memory.items.unwrap().into_iter().map(|i| (i.key, i.path)).collect();
         assert_eq!(
             items,
@@ -586,6 +633,14 @@ mod tests {
                 (MEMORY_YAML.into(), MEMORY_YAML.into())
             ]
         );
+        let revision_file = &sources[1].downward_api.as_ref().unwrap().items.as_ref().unwrap()[0];
+        assert_eq!(revision_file.path, REVISION_FILE);
+        assert_eq!(
+            revision_file.field_ref.as_ref().unwrap().field_path,
+            "metadata.annotations['reverie.dev/memory-revision']"
+        );
+        let annotations = template.annotations.unwrap();
+        assert_eq!(annotations[MEMORY_REVISION_ANNOTATION], "3");
         assert!(
             pod.volumes
                 .unwrap()
@@ -609,7 +664,9 @@ mod tests {
             env,
             [
                 ("REVERIE_AGENT", Some("minimal")),
-                ("REVERIE_MEMORY_FILE", Some("/var/lib/reverie/memory/MEMORY.md"))
+                ("REVERIE_MEMORY_FILE", Some("/var/lib/reverie/memory/MEMORY.md")),
+                ("REVERIE_MEMORY_REVISION", Some("3")),
+                ("REVERIE_MEMORY_REVISION_FILE", Some("/var/lib/reverie/memory/REVISION")),
             ]
         );
     }

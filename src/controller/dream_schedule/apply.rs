@@ -72,6 +72,7 @@ async fn emit(ctx: &Context, schedule: &DreamSchedule, namespace: &str, effect: 
         Effect::SuspectedInjection { agent, class, sessions } => {
             ctx.metrics.suspected_injection(namespace, &agent, &class, sessions);
         }
+        Effect::LessonEffects { agent, counts } => ctx.metrics.lesson_effects(namespace, &agent, &counts),
     }
 }
 

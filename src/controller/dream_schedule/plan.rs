@@ -49,6 +49,11 @@ pub enum Effect {
         class: String,
         sessions: u32,
     },
+    /// `reverie_lessons{verdict}`: the agent's lessons by measured effect.
+    LessonEffects {
+        agent: String,
+        counts: [(&'static str, u32); 4],
+    },
 }
 
 /// What one reconcile does.
@@ -206,6 +211,7 @@ fn finished_run(plan: &mut Plan, agent: &str, job: &Job, state: JobState, messag
     match report {
         Some(report) => {
             plan.effects.extend(injections(agent, &job.name_any(), &report));
+            plan.effects.extend(lesson_effects(agent, &job.name_any(), &report));
             entry.proposal = report.proposal;
             entry.tokens = Some(report.tokens);
             entry.sessions_reviewed = Some(report.sessions_reviewed);
@@ -272,6 +278,38 @@ fn injections(agent: &str, job: &str, report: &RunReport) -> Vec<Effect> {
             listed.join("; ")
         ),
     });
+    effects
+}
+
+/// The measured effect of the agent's lessons: the gauges, and a Warning event on the Agent per
+/// regressed lesson (its archive is proposed first in the pass's proposal).
+fn lesson_effects(agent: &str, job: &str, report: &RunReport) -> Vec<Effect> {
+    let Some(counts) = &report.effects else {
+        return Vec::new();
+    };
+    let mut effects = vec![Effect::LessonEffects {
+        agent: agent.to_string(),
+        counts: [
+            ("effective", counts.effective),
+            ("no-effect", counts.no_effect),
+            ("regressed", counts.regressed),
+            ("too-early", counts.too_early),
+        ],
+    }];
+    let archive = match &report.proposal {
+        Some(proposal) => format!("its archive is proposed in {proposal}"),
+        None => "its archive could not be proposed (see the dream Job's log)".to_string(),
+    };
+    effects.extend(counts.regressed_lessons.iter().map(|lesson| Effect::Event {
+        about: About::Agent(agent.to_string()),
+        type_: EventType::Warning,
+        reason: "LessonRegressed",
+        action: "Dream",
+        note: format!(
+            "dream Job {job}: outcomes got worse after lesson {} was adopted; {archive}: {}",
+            lesson.id, lesson.summary
+        ),
+    }));
     effects
 }
 

@@ -228,6 +228,8 @@ fn entry(rng: &mut Rng, id: String, kind: EntryKind) -> Entry {
             source: format!("dream/{AGENT}-{}", rng.below(500)),
             approved_by: Some("alice@example.com".into()),
             at: time(created + 90_000),
+            revision: None,
+            applied: None,
         }),
         created: time(created),
         reinforced: Some(time(created + 172_800)),

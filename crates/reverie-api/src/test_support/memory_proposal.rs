@@ -27,6 +27,7 @@ impl MemoryProposalBuilder {
             changes: Vec::new(),
             stats: None,
             source: None,
+            effects: Vec::new(),
             approval: None,
         };
         Self {
@@ -146,5 +147,6 @@ fn evidence(count: u32, sessions: &[&str]) -> Evidence {
         tasks: None,
         numbers: None,
         segment: None,
+        pattern: None,
     }
 }

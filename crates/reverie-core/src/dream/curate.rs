@@ -9,6 +9,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use jiff::{SignedDuration, Timestamp};
 
+use super::effect::{Effects, LessonEffect, Verdict};
 use super::model::{Candidate, DreamSettings, Lesson, PatternKind};
 use super::normalize::{content_words, jaccard};
 use crate::memory::change::{ApplyError, Change, apply};
@@ -53,6 +54,7 @@ fn evidence_of(lesson: &Lesson, candidates: &HashMap<&str, &Candidate>) -> Evide
         tasks: strongest.and_then(|c| c.strata),
         numbers: strongest.and_then(|c| c.numbers.clone()),
         segment: strongest.and_then(|c| c.segment.clone()),
+        pattern: strongest.and_then(|c| c.pattern.clone()),
     }
 }
 
@@ -104,18 +106,57 @@ fn merge_evidence(old: &Evidence, new: &Evidence) -> Evidence {
         tasks: new.tasks.or(old.tasks),
         numbers: new.numbers.clone().or_else(|| old.numbers.clone()),
         segment: new.segment.clone().or_else(|| old.segment.clone()),
+        pattern: new.pattern.clone().or_else(|| old.pattern.clone()),
     }
 }
 
-/// Turns lessons into Reinforce and Add changes. Returns the ids touched.
+/// Archives the lessons whose effect says they do not help: the regressed first (outcomes got
+/// worse), then those without effect after `archive_after` sessions. The numbers are the
+/// rationale. Returns the ids archived: no lesson of this pass reinforces or re-adds them.
+fn effect_changes(
+    memory: &MemoryDocument,
+    effects: &Effects,
+    settings: &DreamSettings,
+    changes: &mut Vec<Change>,
+) -> HashSet<String> {
+    let archive_after = settings.effect.archive_after;
+    let curatable: HashSet<&str> = curatable(memory).map(|(_, e)| e.id.as_str()).collect();
+    let retire = |effect: &&LessonEffect| match effect.verdict {
+        Verdict::Regressed => true,
+        Verdict::NoEffect => archive_after > 0 && effect.after.sessions >= archive_after,
+        Verdict::Effective | Verdict::TooEarly => false,
+    };
+    let mut retiring: Vec<&LessonEffect> = effects
+        .lessons
+        .iter()
+        .filter(|e| curatable.contains(e.id.as_str()))
+        .filter(retire)
+        .collect();
+    // Regressed first: the reviewer reads the lesson that hurts before anything else.
+    retiring.sort_by_key(|e| e.verdict != Verdict::Regressed);
+    let mut retired = HashSet::new();
+    for effect in retiring {
+        changes.push(Change::Archive {
+            id: effect.id.clone(),
+            at: settings.now,
+            reason: format!("{}: {}", effect.verdict.as_str(), effect.sentence()),
+        });
+        retired.insert(effect.id.clone());
+    }
+    retired
+}
+
+/// Turns lessons into Reinforce and Add changes. Returns the ids touched (`retired` included:
+/// a lesson this pass archives for its effect is not reinforced or added back).
 fn lesson_changes(
     memory: &MemoryDocument,
     lessons: &[Lesson],
     candidates: &HashMap<&str, &Candidate>,
     now: Timestamp,
+    retired: HashSet<String>,
     changes: &mut Vec<Change>,
 ) -> HashSet<String> {
-    let mut touched = HashSet::new();
+    let mut touched = retired;
     for lesson in lessons {
         let evidence = evidence_of(lesson, candidates);
         let kind = entry_kind(lesson, candidates);
@@ -161,6 +202,8 @@ fn lesson_changes(
                             source: "dream".into(),
                             approved_by: None,
                             at: now,
+                            revision: None,
+                            applied: None,
                         }),
                         created: now,
                         reinforced: Some(now),
@@ -221,10 +264,12 @@ fn move_changes(memory: &MemoryDocument, touched: &mut HashSet<String>, changes:
     }
 }
 
-/// Archives entries no pass has reinforced for `stale_after`.
+/// Archives entries no pass has reinforced for `stale_after`, except lessons measured
+/// effective: their pattern stopped recurring because of them, and would come back without.
 fn stale_changes(
     memory: &MemoryDocument,
     touched: &HashSet<String>,
+    effects: &Effects,
     settings: &DreamSettings,
     changes: &mut Vec<Change>,
 ) {
@@ -236,7 +281,8 @@ fn stale_changes(
     };
     for (_, entry) in curatable(memory) {
         let last = entry.reinforced.unwrap_or(entry.created);
-        if entry.kind != EntryKind::Instruction && !touched.contains(&entry.id) && last < cutoff {
+        let effective = effects.get(&entry.id).is_some_and(|e| e.verdict == Verdict::Effective);
+        if entry.kind != EntryKind::Instruction && !touched.contains(&entry.id) && !effective && last < cutoff {
             changes.push(Change::Archive {
                 id: entry.id.clone(),
                 at: settings.now,
@@ -296,20 +342,23 @@ fn compact(
     (archived, notes)
 }
 
-/// Curates `memory` with `lessons` (already verified against `candidates`).
+/// Curates `memory` with `lessons` (already verified against `candidates`) and the measured
+/// `effects` of the lessons it holds.
 pub fn curate(
     agent: &str,
     memory: &MemoryDocument,
     lessons: &[Lesson],
     candidates: &[Candidate],
+    effects: &Effects,
     settings: &DreamSettings,
 ) -> Result<Curated, ApplyError> {
     let by_id: HashMap<&str, &Candidate> = candidates.iter().map(|c| (c.id.as_str(), c)).collect();
     let mut changes = Vec::new();
-    let mut touched = lesson_changes(memory, lessons, &by_id, settings.now, &mut changes);
+    let retired = effect_changes(memory, effects, settings, &mut changes);
+    let mut touched = lesson_changes(memory, lessons, &by_id, settings.now, retired, &mut changes);
     merge_changes(memory, &mut touched, settings.now, &mut changes);
     move_changes(memory, &mut touched, &mut changes);
-    stale_changes(memory, &touched, settings, &mut changes);
+    stale_changes(memory, &touched, effects, settings, &mut changes);
     let mut result = apply(memory, &changes)?;
     let (compacted, notes) = compact(&result, agent, settings, &mut changes);
     if compacted > 0 {

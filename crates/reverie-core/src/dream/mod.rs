@@ -4,6 +4,7 @@
 //! Pure except the model reflectors' HTTP: no Kubernetes.
 
 pub mod curate;
+pub mod effect;
 pub mod model;
 pub mod normalize;
 pub mod pass;

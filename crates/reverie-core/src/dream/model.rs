@@ -29,6 +29,23 @@ pub struct SessionMeta {
     /// The format the file was read in (its importer streams it again).
     #[serde(default, skip_serializing_if = "is_reverie")]
     pub format: crate::dream::sessions::Format,
+    /// The memory revision the agent ran with: the `session` line's `memoryRevision`, else the
+    /// label [`MEMORY_REVISION_LABEL`] (any format that carries labels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_revision: Option<u64>,
+}
+
+/// The session label naming the memory revision the agent ran with.
+pub const MEMORY_REVISION_LABEL: &str = "reverie.dev/memory-revision";
+
+/// The memory revision a session's labels name: a plain decimal number, nothing else.
+pub fn labelled_revision(labels: &BTreeMap<String, String>) -> Option<u64> {
+    let value = labels.get(MEMORY_REVISION_LABEL)?;
+    value
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| value.parse().ok())
+        .flatten()
 }
 
 fn is_reverie(format: &crate::dream::sessions::Format) -> bool {
@@ -198,6 +215,10 @@ pub struct Candidate {
     /// Rank among candidates, higher first: sessions, tasks, significance, outcome impact.
     #[serde(default)]
     pub strength: f64,
+    /// What a later session is checked for to measure a lesson's effect. Not shown: the key
+    /// and text say the same to a person or a model.
+    #[serde(skip)]
+    pub pattern: Option<crate::memory::document::Pattern>,
 }
 
 /// Whose error a recurring tool error is.
@@ -266,6 +287,8 @@ pub struct DreamSettings {
     pub strata_labels: Vec<String>,
     /// Which transcript formats are read (`auto`: each file's own).
     pub format: crate::dream::sessions::FormatChoice,
+    /// How the effect of the current lessons is measured and acted on.
+    pub effect: crate::dream::effect::EffectSettings,
 }
 
 impl DreamSettings {
@@ -287,6 +310,7 @@ impl DreamSettings {
                 .map(|s| s.to_string())
                 .collect(),
             format: Default::default(),
+            effect: Default::default(),
         }
     }
 }

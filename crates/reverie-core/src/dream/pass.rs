@@ -15,6 +15,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::curate::{Curated, curate};
+use super::effect::{self, Effects};
 use super::model::{Candidate, DreamSettings, Lesson, ReadStats, SessionMeta};
 use super::reflector::{ReflectError, ReflectRequest, Reflector, VerifyReport, verify};
 use super::risk::KnownAddresses;
@@ -111,6 +112,9 @@ pub struct PassStats {
     pub memory_tokens_before: usize,
     pub memory_tokens_after: usize,
     pub compacted: usize,
+    /// The measured effect of the lessons the memory holds (single-agent passes).
+    #[serde(skip_serializing_if = "Effects::is_empty")]
+    pub effects: Effects,
     /// Wall time of the pass; not serialised, so the same input prints the same output.
     #[serde(skip)]
     pub duration_ms: u64,
@@ -335,6 +339,19 @@ pub async fn run(input: PassInput<'_>) -> Result<PassOutcome, PassError> {
     {
         settings.now = newest;
     }
+    // The effect of what the agent already learned: measured on its own sessions only, since a
+    // collective pass pools agents that did not run with the target's memory.
+    if stats.collective.is_none()
+        && let Some(agent) = agents.first()
+    {
+        let roots: Vec<(&Path, Option<FormatChoice>)> = input
+            .sessions
+            .iter()
+            .filter(|root| root.agent == agent.agent)
+            .map(|root| (root.path, root.format))
+            .collect();
+        stats.effects = effect::measure(input.memory, &roots, &settings)?.0;
+    }
     let mine_settings = MineSettings {
         min_evidence: input.settings.min_evidence,
         min_agents,
@@ -396,7 +413,14 @@ pub async fn run(input: PassInput<'_>) -> Result<PassOutcome, PassError> {
     stats.verification = report;
 
     rank(&mut lessons, &mined.candidates);
-    let (lessons, curated) = within_budget(input.agent, input.memory, lessons, &mined.candidates, &settings)?;
+    let (lessons, curated) = within_budget(
+        input.agent,
+        input.memory,
+        lessons,
+        &mined.candidates,
+        &stats.effects,
+        &settings,
+    )?;
     stats.withheld = (stats.lessons_accepted - lessons.len()) as u32;
     let Curated {
         changes,
@@ -452,12 +476,13 @@ fn within_budget(
     memory: &MemoryDocument,
     mut lessons: Vec<Lesson>,
     candidates: &[Candidate],
+    effects: &Effects,
     settings: &DreamSettings,
 ) -> Result<(Vec<Lesson>, Curated), ApplyError> {
     let max = settings.max_changes.max(1) as usize;
     lessons.truncate(max);
     loop {
-        let curated = curate(agent, memory, &lessons, candidates, settings)?;
+        let curated = curate(agent, memory, &lessons, candidates, effects, settings)?;
         let excess = curated.changes.len().saturating_sub(max);
         if excess == 0 || lessons.is_empty() {
             return Ok((lessons, curated));

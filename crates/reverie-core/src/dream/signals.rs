@@ -35,6 +35,7 @@ use super::risk::{KnownAddresses, RiskClass, changes_authority_of, classify, cla
 use super::rules::{RuleSources, Said, rule_polarity};
 use super::sessions::data_token_hash;
 use super::stats::{Table, format_p, mann_whitney_greater, mantel_haenszel};
+use crate::memory::document::Pattern;
 
 /// Example session ids kept per pattern.
 const EXAMPLES: usize = 5;
@@ -685,24 +686,28 @@ impl Miner {
         }
         for group in &self.complaints {
             let text = group.tally.representative().unwrap_or_default();
-            keep(self.candidate(
+            let mut c = self.candidate(
                 PatternKind::Mistake,
                 words_key("complaint", &group.words),
                 text.to_string(),
                 &group.tally,
                 None,
-            ));
+            );
+            c.pattern = Some(statement(&group.words));
+            keep(c);
         }
         for group in &self.rules {
             let text = group.tally.representative().unwrap_or_default();
             let prefix = if group.negative { "rule-not" } else { "rule" };
-            keep(self.candidate(
+            let mut c = self.candidate(
                 PatternKind::Preference,
                 words_key(prefix, &group.words),
                 text.to_string(),
                 &group.tally,
                 None,
-            ));
+            );
+            c.pattern = Some(statement(&group.words));
+            keep(c);
         }
         let (workflows, workflows_dropped) = self.workflow_candidates();
         let (correlations, mut correlations_dropped) = self.correlation_candidates();
@@ -771,6 +776,10 @@ impl Miner {
             Some(tool),
         );
         c.excerpts = vec![error];
+        c.pattern = Some(Pattern::ToolError {
+            tool: tool.clone(),
+            error: mistake.key.clone(),
+        });
         let count = mistake.tally.count;
         let user_data = is_lookup_miss(&mistake.key) && mistake.user_data * 2 >= count;
         c.cause = Some(if user_data {
@@ -879,6 +888,7 @@ impl Miner {
             cause: None,
             recovery: None,
             strength: base_strength(tally.count, strata),
+            pattern: None,
         }
     }
 
@@ -944,6 +954,9 @@ impl Miner {
             );
             c.outcome_lift = Some(lift);
             c.p_value = Some(p);
+            c.pattern = Some(Pattern::Sequence {
+                steps: names.iter().map(|n| n.to_string()).collect(),
+            });
             c.numbers = Some(format!(
                 "{} of {} sessions with these steps succeeded vs {} of {} other sessions; {}",
                 table.with_success,
@@ -1027,6 +1040,7 @@ impl Miner {
             );
             c.outcome_lift = Some(lift);
             c.p_value = Some(within.map_or(p, |s| s.p_greater));
+            c.pattern = Some(Pattern::Action { tool: name.clone() });
             c.numbers = Some(numbers);
             c.strength = base_strength(outcomes.tally.count, c.strata) + significance_bonus(p) + lift;
             out.push(c);
@@ -1130,6 +1144,13 @@ fn is_lookup_miss(key: &str) -> bool {
         "no order",
     ];
     MISSES.iter().any(|m| key.contains(m))
+}
+
+/// The pattern of a rule or complaint: its content words, as a later session is checked for.
+fn statement(words: &BTreeSet<String>) -> Pattern {
+    Pattern::Statement {
+        words: words.iter().cloned().collect(),
+    }
 }
 
 fn words_key(prefix: &str, words: &BTreeSet<String>) -> String {
@@ -1281,6 +1302,7 @@ mod tests {
             path: Default::default(),
             bytes: 0,
             format: Default::default(),
+            memory_revision: None,
         }
     }
 

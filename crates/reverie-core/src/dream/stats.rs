@@ -151,6 +151,129 @@ pub fn format_p(p: f64) -> String {
     }
 }
 
+/// A difference between two groups (after minus before) with its confidence interval.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Interval {
+    pub difference: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+impl Interval {
+    /// The interval lies wholly above zero.
+    pub fn above_zero(&self) -> bool {
+        self.low > 0.0
+    }
+
+    /// The interval lies wholly below zero.
+    pub fn below_zero(&self) -> bool {
+        self.high < 0.0
+    }
+}
+
+/// The two-sided normal quantile for `confidence` (1.96 for 0.95).
+pub fn normal_quantile(confidence: f64) -> f64 {
+    use statrs::distribution::{ContinuousCDF, Normal};
+    let normal = Normal::new(0.0, 1.0).expect("the standard normal exists");
+    normal.inverse_cdf(0.5 + confidence.clamp(0.5, 0.999_999) / 2.0)
+}
+
+/// Wilson's score interval for `occurrences` of `n` (`n > 0`): unlike the textbook interval it
+/// stays inside 0..1 and keeps its coverage at rates near 0 or 1 and for small `n`.
+pub fn wilson(occurrences: u32, n: u32, z: f64) -> (f64, f64) {
+    let n = f64::from(n);
+    let p = f64::from(occurrences) / n;
+    let z2 = z * z;
+    let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
+    let half = z / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    // At 0 (or n) occurrences the bound is exactly 0 (or 1); rounding must not move it.
+    let low = if occurrences == 0 {
+        0.0
+    } else {
+        (centre - half).max(0.0)
+    };
+    let high = if f64::from(occurrences) == n {
+        1.0
+    } else {
+        (centre + half).min(1.0)
+    };
+    (low, high)
+}
+
+/// The difference of two rates, `after − before`, with Newcombe's hybrid score interval
+/// (method 10), built from each rate's Wilson interval. `None` when a group is empty.
+pub fn rate_difference(after: (u32, u32), before: (u32, u32), confidence: f64) -> Option<Interval> {
+    let ((x1, n1), (x2, n2)) = (after, before);
+    if n1 == 0 || n2 == 0 {
+        return None;
+    }
+    let z = normal_quantile(confidence);
+    let (p1, p2) = (f64::from(x1) / f64::from(n1), f64::from(x2) / f64::from(n2));
+    let (l1, u1) = wilson(x1, n1, z);
+    let (l2, u2) = wilson(x2, n2, z);
+    let difference = p1 - p2;
+    Some(Interval {
+        difference,
+        low: difference - ((p1 - l1).powi(2) + (u2 - p2).powi(2)).sqrt(),
+        high: difference + ((u1 - p1).powi(2) + (p2 - l2).powi(2)).sqrt(),
+    })
+}
+
+/// Count, mean and sample variance of a group of values (outcome scores).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Moments {
+    pub n: u32,
+    sum: f64,
+    sum_sq: f64,
+}
+
+impl Moments {
+    pub fn add(&mut self, value: f64) {
+        self.n += 1;
+        self.sum += value;
+        self.sum_sq += value * value;
+    }
+
+    pub fn mean(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.sum / f64::from(self.n))
+    }
+
+    /// The sample variance (n − 1 in the denominator); `None` below two values.
+    pub fn variance(&self) -> Option<f64> {
+        let n = f64::from(self.n);
+        (self.n > 1).then(|| ((self.sum_sq - self.sum * self.sum / n) / (n - 1.0)).max(0.0))
+    }
+}
+
+/// The difference of two means, `after − before`, with Welch's interval (unequal variances,
+/// Welch–Satterthwaite degrees of freedom). `None` below two values in a group. When neither
+/// group varies the interval is the difference itself.
+pub fn mean_difference(after: &Moments, before: &Moments, confidence: f64) -> Option<Interval> {
+    use statrs::distribution::{ContinuousCDF, StudentsT};
+    let (m1, m2) = (after.mean()?, before.mean()?);
+    let (v1, v2) = (after.variance()?, before.variance()?);
+    let (n1, n2) = (f64::from(after.n), f64::from(before.n));
+    let difference = m1 - m2;
+    let (a, b) = (v1 / n1, v2 / n2);
+    let se = (a + b).sqrt();
+    if se == 0.0 {
+        return Some(Interval {
+            difference,
+            low: difference,
+            high: difference,
+        });
+    }
+    let df = (a + b).powi(2) / (a * a / (n1 - 1.0) + b * b / (n2 - 1.0));
+    let t = StudentsT::new(0.0, 1.0, df)
+        .map(|t| t.inverse_cdf(0.5 + confidence.clamp(0.5, 0.999_999) / 2.0))
+        .unwrap_or_else(|_| normal_quantile(confidence));
+    Some(Interval {
+        difference,
+        low: difference - t * se,
+        high: difference + t * se,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,5 +337,40 @@ mod tests {
     #[test]
     fn strata_that_say_nothing_are_left_out() {
         assert_eq!(mantel_haenszel([table(3, 0, 0, 0), table(2, 0, 2, 0)]), None);
+    }
+
+    #[test]
+    fn wilson_and_newcombe_match_published_values() {
+        // Newcombe (1998), example (a): 56/70 vs 48/80, difference 0.2000, 95% CI 0.0524 to 0.3339.
+        let d = rate_difference((56, 70), (48, 80), 0.95).unwrap();
+        assert!((d.difference - 0.2).abs() < 1e-9);
+        assert!((d.low - 0.0524).abs() < 5e-4, "{d:?}");
+        assert!((d.high - 0.3339).abs() < 5e-4, "{d:?}");
+        // Wilson for 0 of 10 still has a width: 0 to 0.2775.
+        let (low, high) = wilson(0, 10, normal_quantile(0.95));
+        assert_eq!(low, 0.0);
+        assert!((high - 0.2775).abs() < 5e-4, "{high}");
+        assert!(rate_difference((1, 0), (1, 2), 0.95).is_none());
+    }
+
+    #[test]
+    fn welch_interval_matches_a_hand_computation() {
+        let mut after = Moments::default();
+        for v in [0.9, 0.8, 0.85, 0.95, 0.7] {
+            after.add(v);
+        }
+        let mut before = Moments::default();
+        for v in [0.4, 0.6, 0.5, 0.3, 0.55, 0.45] {
+            before.add(v);
+        }
+        let d = mean_difference(&after, &before, 0.95).unwrap();
+        // means 0.84 and 0.4667; variances 0.00925 and 0.01167; Welch df ≈ 8.93, t ≈ 2.264.
+        assert!((d.difference - 0.373_333).abs() < 1e-5, "{d:?}");
+        assert!((d.low - 0.2339).abs() < 2e-3, "{d:?}");
+        assert!((d.high - 0.5128).abs() < 2e-3, "{d:?}");
+        assert!(d.above_zero());
+        let mut one = Moments::default();
+        one.add(1.0);
+        assert!(mean_difference(&one, &before, 0.95).is_none());
     }
 }

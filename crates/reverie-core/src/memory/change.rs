@@ -463,7 +463,10 @@ impl<'a> Workspace<'a> {
     fn reinforce(&mut self, at: At, id: &str, evidence: &Evidence, when: Timestamp) -> Result<(), ApplyError> {
         let slot = self.editable(at, id)?;
         let entry = &mut self.slots[slot].entry;
+        // Evidence that names no pattern (a hand-written proposal) keeps the one it had.
+        let pattern = evidence.pattern.clone().or_else(|| entry.evidence.pattern.take());
         entry.evidence = capped(evidence.clone());
+        entry.evidence.pattern = pattern;
         entry.reinforced = Some(when);
         Ok(())
     }

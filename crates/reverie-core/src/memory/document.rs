@@ -128,6 +128,32 @@ pub struct Evidence {
     /// The label segment (`key=value`) all the sessions share, when the lesson holds there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segment: Option<String>,
+    /// The pattern the sessions were counted under: later sessions are checked for it to
+    /// measure whether the entry helped (`dream::effect`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<Pattern>,
+}
+
+/// What a lesson was learned from, in a form any session can be checked against.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum Pattern {
+    /// A tool failing with this normalised error (volatile values masked).
+    ToolError { tool: String, error: String },
+    /// A rule or complaint stated in these content words (stemmed, sorted).
+    Statement { words: Vec<String> },
+    /// These tools called one right after the other.
+    Sequence { steps: Vec<String> },
+    /// This tool called at all.
+    Action { tool: String },
+}
+
+impl Pattern {
+    /// Whether the lesson wants the pattern to occur less (a mistake, a rule someone had to
+    /// state again) rather than more (a workflow, an action that goes with success).
+    pub fn unwanted(&self) -> bool {
+        matches!(self, Pattern::ToolError { .. } | Pattern::Statement { .. })
+    }
 }
 
 impl Evidence {
@@ -139,6 +165,7 @@ impl Evidence {
             && self.tasks.is_none()
             && self.numbers.is_none()
             && self.segment.is_none()
+            && self.pattern.is_none()
     }
 }
 
@@ -151,6 +178,13 @@ pub struct Provenance {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_by: Option<String>,
     pub at: Timestamp,
+    /// The memory revision that first held the entry in this state, stamped by the store that
+    /// wrote it: sessions run with this revision or a later one ran with the entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+    /// When that revision was written: sessions that name no revision are attributed by time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<Timestamp>,
 }
 
 /// An entry taken out of the loaded memory.
@@ -220,6 +254,8 @@ impl MemoryDocument {
                 source: "agent-spec".into(),
                 approved_by: None,
                 at: now,
+                revision: None,
+                applied: None,
             });
             return true;
         }
@@ -232,6 +268,8 @@ impl MemoryDocument {
                 source: "agent-spec".into(),
                 approved_by: None,
                 at: now,
+                revision: None,
+                applied: None,
             }),
             created: now,
             reinforced: None,
@@ -242,6 +280,31 @@ impl MemoryDocument {
     }
 
     /// The agent's instructions, as held in `core`.
+    /// Records, on every loaded entry `before` did not hold with the same text (added, rewritten,
+    /// restored), that it was adopted in `revision` at `at`. An entry carried over keeps its
+    /// adoption, also through a merge that gave it a new provenance.
+    pub fn stamp_adoption(&mut self, before: Option<&MemoryDocument>, revision: u64, at: Timestamp) {
+        for entry in self.sections.iter_mut().flat_map(|s| s.entries.iter_mut()) {
+            let Some(provenance) = entry.provenance.as_mut() else {
+                continue;
+            };
+            match before.and_then(|b| b.find(&entry.id)) {
+                Some((_, old)) if old.text == entry.text => {
+                    if provenance.revision.is_none()
+                        && let Some(kept) = &old.provenance
+                    {
+                        provenance.revision = kept.revision;
+                        provenance.applied = kept.applied;
+                    }
+                }
+                _ => {
+                    provenance.revision = Some(revision);
+                    provenance.applied = Some(at);
+                }
+            }
+        }
+    }
+
     pub fn instructions(&self) -> Option<&str> {
         self.section(CORE)?
             .entries

@@ -163,7 +163,7 @@ prop_compose! {
         approved_by in prop::option::of(select(&["alice", "policy"][..])),
         at in arb_time(),
     ) -> Provenance {
-        Provenance { source: source.to_string(), approved_by: approved_by.map(str::to_string), at }
+        Provenance { source: source.to_string(), approved_by: approved_by.map(str::to_string), at, revision: None, applied: None }
     }
 }
 

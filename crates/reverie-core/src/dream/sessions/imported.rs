@@ -52,6 +52,7 @@ pub(super) fn metas(
             id: session_id(&header, &stem, index),
             agent: header.agent,
             started: header.started.or(modified).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+            memory_revision: crate::dream::model::labelled_revision(&header.labels),
             labels: header.labels,
             path: path.to_path_buf(),
             bytes: metadata.len(),

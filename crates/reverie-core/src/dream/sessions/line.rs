@@ -384,6 +384,8 @@ pub(super) struct Header<'a> {
     started: Field<'a>,
     #[serde(default)]
     labels: serde_json::Value,
+    #[serde(rename = "memoryRevision", borrow, default)]
+    memory_revision: Field<'a>,
 }
 
 /// What a first line says about its file.
@@ -393,6 +395,7 @@ pub(super) struct HeaderInfo {
     pub agent: Option<String>,
     pub started: Option<Timestamp>,
     pub labels: std::collections::BTreeMap<String, String>,
+    pub memory_revision: Option<u64>,
 }
 
 /// Why a file whose first line was read is not a session.
@@ -452,7 +455,19 @@ impl<'a> Header<'a> {
             agent: text(&header.agent),
             started: header.started.timestamp("started").ok().flatten(),
             labels,
+            memory_revision: revision(&header.memory_revision),
         })
+    }
+}
+
+/// A memory revision as a writer may put it: a whole number, or one as a string. Anything
+/// else (negative, fractional, too large, words) is no revision: the session is attributed by
+/// time.
+fn revision(field: &Field<'_>) -> Option<u64> {
+    match field {
+        Field::Num(n) if *n >= 0.0 && n.fract() == 0.0 && *n < 9.0e15 => Some(*n as u64),
+        Field::Str(s) if !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()) => s.parse().ok(),
+        _ => None,
     }
 }
 

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use jiff::{SignedDuration, Timestamp};
 use walkdir::WalkDir;
 
-use crate::dream::model::{DreamSettings, ReadStats, SessionMeta, SessionVisitor, SkippedFile};
+use crate::dream::model::{DreamSettings, ReadStats, SessionMeta, SessionVisitor, SkippedFile, labelled_revision};
 
 use line::{Header, Line, Malformed, NotASession};
 use reader::{Compression, Lines, Next};
@@ -350,6 +350,7 @@ fn read_meta(path: &Path, compression: Compression, metadata: &std::fs::Metadata
         id: info.id.unwrap_or_else(|| reader::file_stem(path)),
         agent: info.agent,
         started,
+        memory_revision: info.memory_revision.or_else(|| labelled_revision(&info.labels)),
         labels: info.labels,
         path: path.to_path_buf(),
         bytes: metadata.len(),

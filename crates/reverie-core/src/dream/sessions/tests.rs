@@ -165,6 +165,7 @@ fn read_one(path: &Path) -> (Vec<Rec>, SessionCounts, ReadStats) {
         path: path.to_path_buf(),
         bytes: 0,
         format: Default::default(),
+        memory_revision: None,
     };
     let mut visitor = Collect::default();
     let mut stats = ReadStats::default();
@@ -268,6 +269,49 @@ fn a_header_with_mistyped_fields_falls_back_field_by_field() {
     assert_eq!(meta.started, Timestamp::try_from(mtime).expect("in range"));
     let labels: Vec<_> = meta.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     assert_eq!(labels, ["n=3", "ok=true", "tier=gold"]);
+}
+
+#[test]
+fn the_memory_revision_comes_from_the_header_else_the_label_and_nonsense_is_none() {
+    let dir = TempDir::new("memory-revision");
+    let sessions = [
+        ("a", r#""memoryRevision":4"#),
+        ("b", r#""memoryRevision":"7""#),
+        ("c", r#""labels":{"reverie.dev/memory-revision":"9"}"#),
+        (
+            "d",
+            r#""memoryRevision":-1,"labels":{"reverie.dev/memory-revision":"x9"}"#,
+        ),
+        ("e", r#""memoryRevision":2.5"#),
+        ("f", r#""memoryRevision":"12345678901234567890123""#),
+        ("g", r#""memoryRevision":{"r":1}"#),
+    ];
+    for (id, field) in sessions {
+        dir.write(
+            &format!("{id}.jsonl"),
+            &transcript(&[format!(
+                r#"{{"type":"session","id":"{id}","started":"2026-11-19T10:00:00Z",{field}}}"#
+            )]),
+        );
+    }
+    let selection = discover(dir.path(), &settings()).expect("discover");
+    let revisions: Vec<(&str, Option<u64>)> = selection
+        .sessions
+        .iter()
+        .map(|s| (s.id.as_str(), s.memory_revision))
+        .collect();
+    assert_eq!(
+        revisions,
+        [
+            ("a", Some(4)),
+            ("b", Some(7)),
+            ("c", Some(9)),
+            ("d", None),
+            ("e", None),
+            ("f", None),
+            ("g", None)
+        ]
+    );
 }
 
 #[test]
