@@ -143,7 +143,7 @@ pub struct LessonEffect {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome_change: Option<EffectInterval>,
     pub verdict: EffectVerdict,
-    /// The effect in one sentence, for a reviewer.
+    /// What moved, by how much, with the intervals, in one sentence for a reviewer.
     #[schemars(length(max = 1000))]
     pub summary: String,
 }
@@ -278,7 +278,7 @@ pub fn api_effects(effects: &core::Effects) -> Vec<LessonEffect> {
             rate_change: l.rate_change.as_ref().map(api_interval),
             outcome_change: l.outcome_change.as_ref().map(api_interval),
             verdict: l.verdict.into(),
-            summary: l.sentence().chars().take(1000).collect(),
+            summary: l.numbers().chars().take(1000).collect(),
         })
         .collect()
 }

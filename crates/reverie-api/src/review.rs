@@ -8,6 +8,7 @@ use std::fmt::Write;
 
 use kube::ResourceExt;
 
+use crate::effect::{EffectVerdict, LessonEffect};
 use crate::memory_proposal::{ChangeOp, Evidence, MemoryProposal, Phase, ProposedChange};
 use crate::rules::memory_proposal::{Reviewable, reviewable};
 
@@ -143,9 +144,28 @@ pub fn render_diff(proposal: &MemoryProposal, color: bool) -> String {
         );
     }
     let _ = writeln!(out, "{totals}");
+    render_effects(&mut out, &spec.effects, paint);
     out.push('\n');
     let _ = writeln!(out, "{}", paint.cyan(&last_line(proposal, &name, &namespace)));
     out
+}
+
+/// What the lessons already in memory did, next to the new changes: a regressed one in red, an
+/// effective one in green.
+fn render_effects(out: &mut String, effects: &[LessonEffect], paint: Paint) {
+    if effects.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\nEffect of the lessons in memory:");
+    for effect in effects {
+        let verdict = match effect.verdict {
+            EffectVerdict::Regressed => paint.red("regressed"),
+            EffectVerdict::Effective => paint.green("effective"),
+            EffectVerdict::NoEffect => paint.yellow("no-effect"),
+            EffectVerdict::TooEarly => "too-early".to_string(),
+        };
+        let _ = writeln!(out, "  {verdict} {}: {}", effect.id, effect.summary);
+    }
 }
 
 /// Where the proposal came from, when it says.
@@ -344,6 +364,36 @@ mod tests {
         );
         let plain: Evidence = serde_json::from_value(serde_json::json!({"count": 3})).unwrap();
         assert_eq!(evidence_text(&plain), "3 sessions");
+    }
+
+    #[test]
+    fn the_effect_of_the_lessons_in_memory_follows_the_changes() {
+        let proposal: MemoryProposal = serde_json::from_value(serde_json::json!({
+            "apiVersion": "reverie.dev/v1alpha1", "kind": "MemoryProposal",
+            "metadata": {"name": "p", "namespace": "team"},
+            "spec": {"agentRef": {"name": "support"}, "baseRevision": 3, "baseDigest": "sha256:ab",
+                "summary": "s", "changes": [{"op": "Archive", "id": "lesson-2",
+                    "rationale": "regressed: cut its mistake from 40% to 5% of sessions"}],
+                "effects": [
+                    {"id": "lesson-2", "text": "t", "adopted": "2026-11-20T10:00:00Z",
+                     "before": {"sessions": 40, "occurrences": 16}, "after": {"sessions": 20, "occurrences": 1},
+                     "verdict": "regressed", "summary": "cut its mistake from 40% to 5% of sessions"},
+                    {"id": "lesson-1", "text": "t", "adopted": "2026-11-20T10:00:00Z",
+                     "before": {"sessions": 40, "occurrences": 12}, "after": {"sessions": 20, "occurrences": 1},
+                     "verdict": "effective", "summary": "cut its mistake from 30% to 5% of sessions"}]}
+        }))
+        .unwrap();
+        let diff = render_diff(&proposal, false);
+        let effects = diff
+            .split("Effect of the lessons in memory:\n")
+            .nth(1)
+            .expect("an effect block");
+        assert!(
+            effects.starts_with(
+                "  regressed lesson-2: cut its mistake from 40% to 5% of sessions\n  effective lesson-1: cut its mistake from 30% to 5% of sessions\n"
+            ),
+            "{diff}"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! `<agent>-memory-r<N>` (the ones `rollback` can restore), marking the current one.
 
 use std::collections::BTreeMap;
+use std::fmt::Write;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -11,7 +12,8 @@ use kube::{Api, ResourceExt};
 use serde::Serialize;
 
 use super::{Output, Session, api_error, format_table, serialize, short_age};
-use crate::api::Agent;
+use crate::api::effect::LessonEffect;
+use crate::api::{Agent, MemoryProposal};
 use crate::store::configmap::current_name;
 use crate::store::{AGENT_LABEL, DIGEST_ANNOTATION, REVISION_ANNOTATION, REVISION_LABEL, UPDATE_ANNOTATION};
 
@@ -73,6 +75,67 @@ pub(super) async fn run(session: &Session, output: Output, agent_name: &str) -> 
         Output::Table => Ok(render_history(&history, Timestamp::now())),
         _ => serialize(&history, output),
     }
+}
+
+/// The effect of an agent's lessons, as the newest proposal that measured them records it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EffectHistory {
+    pub agent: String,
+    /// The proposal whose pass measured it, and when that pass ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measured_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measured_at: Option<Timestamp>,
+    pub lessons: Vec<LessonEffect>,
+}
+
+pub(super) async fn run_effect(session: &Session, output: Output, agent_name: &str) -> Result<String, String> {
+    let proposals = Api::<MemoryProposal>::namespaced(session.client.clone(), &session.namespace);
+    let listed = proposals
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| api_error("cannot list MemoryProposals", &e))?
+        .items;
+    let history = latest_effect(agent_name, &listed);
+    match output {
+        Output::Table => Ok(render_effect(&history, Timestamp::now())),
+        _ => serialize(&history, output),
+    }
+}
+
+/// The effects recorded by the agent's newest proposal that carries any.
+pub fn latest_effect(agent: &str, proposals: &[MemoryProposal]) -> EffectHistory {
+    let newest = proposals
+        .iter()
+        .filter(|p| p.spec.agent_ref.name == agent && !p.spec.effects.is_empty())
+        .max_by_key(|p| (p.creation_timestamp().map(|t| t.0), p.name_any()));
+    EffectHistory {
+        agent: agent.to_string(),
+        measured_by: newest.map(|p| p.name_any()),
+        measured_at: newest.and_then(|p| p.creation_timestamp()).map(|t| t.0),
+        lessons: newest.map(|p| p.spec.effects.clone()).unwrap_or_default(),
+    }
+}
+
+/// The same table `reverie effect` prints, with where the numbers come from.
+pub fn render_effect(history: &EffectHistory, now: Timestamp) -> String {
+    let Some(proposal) = &history.measured_by else {
+        return format!(
+            "No dream pass of agent {} has recorded the effect of its lessons yet: a pass records it in \
+             the proposal it creates, once the memory holds lessons learned from sessions.\n",
+            history.agent
+        );
+    };
+    let age = history.measured_at.map(|t| short_age(t, now)).unwrap_or_default();
+    let rows: Vec<_> = history.lessons.iter().map(LessonEffect::row).collect();
+    let mut out = format!("Measured by the dream pass of proposal {proposal} ({age} ago).\n\n");
+    out.push_str(&crate::dream::effect::render_table(&rows));
+    out.push('\n');
+    for lesson in &history.lessons {
+        let _ = writeln!(out, "- {}: {}", lesson.id, lesson.summary);
+    }
+    out
 }
 
 /// The proposal named in an update id `proposal/<name>[/<digest>]`.
@@ -213,5 +276,63 @@ mod tests {
             short_digest(&format!("sha256:{}", "ab".repeat(32))),
             "sha256:abababababab"
         );
+    }
+
+    fn proposal(name: &str, agent: &str, created: &str, effects: serde_json::Value) -> MemoryProposal {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "reverie.dev/v1alpha1", "kind": "MemoryProposal",
+            "metadata": {"name": name, "namespace": "team", "creationTimestamp": created},
+            "spec": {"agentRef": {"name": agent}, "baseRevision": 3, "baseDigest": "sha256:ab",
+                     "summary": "s", "changes": [], "effects": effects}
+        }))
+        .unwrap()
+    }
+
+    fn effect(id: &str, verdict: &str) -> serde_json::Value {
+        serde_json::json!({"id": id, "text": format!("lesson {id}"), "adoptedRevision": 2,
+            "adopted": "2026-11-20T10:00:00Z",
+            "before": {"sessions": 40, "occurrences": 16}, "after": {"sessions": 20, "occurrences": 1},
+            "rateChange": {"difference": "-0.3500", "low": "-0.5000", "high": "-0.1900"},
+            "verdict": verdict, "summary": "cut its mistake from 40% to 5% of sessions"})
+    }
+
+    #[test]
+    fn the_effect_is_read_from_the_agents_newest_proposal_that_measured_it() {
+        let proposals = vec![
+            proposal(
+                "old",
+                "support",
+                "2026-11-21T00:00:00Z",
+                serde_json::json!([effect("l-1", "too-early")]),
+            ),
+            proposal(
+                "new",
+                "support",
+                "2026-11-28T00:00:00Z",
+                serde_json::json!([effect("l-1", "effective")]),
+            ),
+            // Newer, but measured nothing (a rollback) or is another agent's.
+            proposal("rollback", "support", "2026-11-29T00:00:00Z", serde_json::json!([])),
+            proposal(
+                "other",
+                "sales",
+                "2026-11-30T00:00:00Z",
+                serde_json::json!([effect("l-9", "regressed")]),
+            ),
+        ];
+        let history = latest_effect("support", &proposals);
+        assert_eq!(history.measured_by.as_deref(), Some("new"));
+        let table = render_effect(&history, "2026-11-30T00:00:00Z".parse().unwrap());
+        assert!(
+            table.starts_with("Measured by the dream pass of proposal new (2d ago)."),
+            "{table}"
+        );
+        assert!(
+            table.contains("lesson l-1  r2 2026-11-20  40% of 40 → 5% of 20"),
+            "{table}"
+        );
+        assert!(table.contains("effective"), "{table}");
+        let none = latest_effect("billing", &proposals);
+        assert!(render_effect(&none, Timestamp::now()).starts_with("No dream pass of agent billing"));
     }
 }

@@ -94,6 +94,10 @@ pub enum DreamCommand {
     History {
         /// The Agent.
         agent: String,
+        /// Instead: the measured effect of the agent's lessons, as its latest dream pass that
+        /// measured them recorded it.
+        #[arg(long)]
+        effect: bool,
     },
     /// Propose restoring an earlier memory revision (goes through the same approval path).
     Rollback {
@@ -125,7 +129,8 @@ async fn dispatch(cli: DreamCli) -> Result<(), String> {
         DreamCommand::Approve(args) => decide::run(&session, output, &args, decide::Verdict::Approve).await?,
         DreamCommand::Reject(args) => decide::run(&session, output, &args, decide::Verdict::Reject).await?,
         DreamCommand::Run { agent } => run_now::run(&session, output, &agent).await?,
-        DreamCommand::History { agent } => history::run(&session, output, &agent).await?,
+        DreamCommand::History { agent, effect: false } => history::run(&session, output, &agent).await?,
+        DreamCommand::History { agent, effect: true } => history::run_effect(&session, output, &agent).await?,
         DreamCommand::Rollback { agent, to_revision } => rollback::run(&session, output, &agent, to_revision).await?,
         DreamCommand::Edit { name } => edit::run(&session, output, &name).await?,
     };

@@ -139,7 +139,7 @@ fn effect_changes(
         changes.push(Change::Archive {
             id: effect.id.clone(),
             at: settings.now,
-            reason: format!("{}: {}", effect.verdict.as_str(), effect.sentence()),
+            reason: format!("{}: {}", effect.verdict.as_str(), effect.numbers()),
         });
         retired.insert(effect.id.clone());
     }

@@ -31,6 +31,8 @@ use crate::memory::document::{Entry, Pattern};
 const SAME_STATEMENT: f64 = 0.5;
 /// Longest user message or feedback inspected for statements (as mining).
 const MAX_STATEMENT_TEXT: usize = 4_000;
+/// A move in a pattern's rate smaller than this is never "meaningful", whatever the baseline.
+const MIN_MEANINGFUL: f64 = 0.05;
 /// A tool no lesson names, as it sits in a session's call sequence.
 const OTHER_TOOL: u32 = u32::MAX;
 
@@ -73,12 +75,14 @@ pub const DEFAULT_ARCHIVE_AFTER: u32 = 30;
 pub enum Verdict {
     /// Outcomes got significantly worse after adoption.
     Regressed,
-    /// Enough sessions on both sides, and the pattern moved neither way beyond chance.
+    /// Enough sessions to rule out that the pattern moved the way the lesson wants by a
+    /// meaningful amount (half its former rate, at least 5 points).
     NoEffect,
     /// The pattern moved the way the lesson wants (a mistake rarer, a workflow more common),
     /// beyond chance, and outcomes did not get significantly worse.
     Effective,
-    /// Too few sessions before or after adoption to say.
+    /// Too few sessions to tell: fewer than the minimum on a side, or the interval still holds
+    /// both no change and a meaningful one.
     TooEarly,
 }
 
@@ -120,11 +124,12 @@ impl Adopted {
         }
     }
 
-    /// Whether `session` ran with the entry.
+    /// Whether `session` ran with the entry. By time, a session that started at the very
+    /// instant of adoption did not (a pass dated at its newest session adopts after it).
     fn covers(&self, session: &SessionMeta) -> bool {
         match (session.memory_revision, self.revision) {
             (Some(ran), Some(adopted)) => ran >= adopted,
-            _ => session.started >= self.at,
+            _ => session.started > self.at,
         }
     }
 }
@@ -178,18 +183,22 @@ impl LessonEffect {
 
     /// One line a reviewer reads: "cut its mistake from 31% to 4% of sessions (…): effective".
     pub fn sentence(&self) -> String {
+        format!("{}: {}", self.numbers(), self.verdict.as_str())
+    }
+
+    /// The sentence without its verdict: what moved, by how much, with the intervals.
+    pub fn numbers(&self) -> String {
         let (before, after) = (percent(self.before.rate), percent(self.after.rate));
-        let moved = match self.rate_change {
-            Some(change) if change.difference < 0.0 => "cut",
-            Some(change) if change.difference > 0.0 => "raised",
-            _ => "left",
+        let what = self.what();
+        let mut line = match self.rate_change {
+            Some(change) if change.difference < 0.0 => format!("cut {what} from {before} to {after} of sessions"),
+            Some(change) if change.difference > 0.0 => format!("raised {what} from {before} to {after} of sessions"),
+            _ => format!("did not move {what}: {before} to {after} of sessions"),
         };
-        let mut line = format!(
-            "{moved} {} from {before} to {after} of sessions ({} before, {} after",
-            self.what(),
-            self.before.sessions,
-            self.after.sessions
-        );
+        line.push_str(&format!(
+            " ({} before, {} after",
+            self.before.sessions, self.after.sessions
+        ));
         if let Some(change) = self.rate_change {
             line.push_str(&format!(
                 "; {} points, 95% CI {} to {}",
@@ -207,7 +216,7 @@ impl LessonEffect {
                 signed_outcome(change.high)
             ));
         }
-        format!("{line}: {}", self.verdict.as_str())
+        line
     }
 }
 
@@ -617,21 +626,19 @@ fn judge(lesson: Tracked, settings: &EffectSettings) -> LessonEffect {
     );
     let outcome_change = mean_difference(&after.outcomes, &before.outcomes, settings.confidence);
     let enough = before.sessions >= settings.min_sessions && after.sessions >= settings.min_sessions;
-    let moved_as_wanted = rate_change.is_some_and(|change| {
-        if lesson.pattern.unwanted() {
-            change.below_zero()
-        } else {
-            change.above_zero()
+    // The smallest move worth a place in memory: half the baseline rate, at least 5 points.
+    let meaningful = (before.side().rate.unwrap_or(0.0) / 2.0).max(MIN_MEANINGFUL);
+    let unwanted = lesson.pattern.unwanted();
+    let verdict = match rate_change {
+        _ if !enough => Verdict::TooEarly,
+        _ if outcome_change.is_some_and(|change| change.below_zero()) => Verdict::Regressed,
+        Some(change) if (unwanted && change.below_zero()) || (!unwanted && change.above_zero()) => Verdict::Effective,
+        // The interval rules out a meaningful move the lesson wants: it did nothing.
+        Some(change) if (unwanted && change.low > -meaningful) || (!unwanted && change.high < meaningful) => {
+            Verdict::NoEffect
         }
-    });
-    let verdict = if !enough {
-        Verdict::TooEarly
-    } else if outcome_change.is_some_and(|change| change.below_zero()) {
-        Verdict::Regressed
-    } else if moved_as_wanted {
-        Verdict::Effective
-    } else {
-        Verdict::NoEffect
+        // The interval still holds both "nothing" and "a meaningful move": too early to tell.
+        _ => Verdict::TooEarly,
     };
     LessonEffect {
         id: lesson.id,

@@ -226,6 +226,12 @@ impl Report {
             "{added} additions, {archived} archivals, {restructured} restructurings · memory ~{} → ~{} tokens",
             stats.memory_tokens_before, stats.memory_tokens_after
         );
+        if !stats.effects.is_empty() {
+            let _ = writeln!(out, "effect of the lessons in memory:");
+            for lesson in &stats.effects.lessons {
+                let _ = writeln!(out, "  {}: {}", lesson.id, lesson.sentence());
+            }
+        }
         if stats.withheld > 0 {
             let _ = writeln!(
                 out,
