@@ -152,6 +152,50 @@ fn bench_visitor<V: SessionVisitor>(
     });
 }
 
+/// A memory of the `count` strongest patterns mined from `selection`, as lessons adopted at the
+/// start of its middle session.
+fn mined_lessons(selection: &Selection, count: usize) -> reverie::memory::MemoryDocument {
+    use reverie::memory::{Entry, EntryKind, Evidence, MemoryDocument, Provenance, Section};
+    let mut miner = reverie::dream::signals::Miner::new(reverie::dream::signals::MineSettings::new(3));
+    stream(&selection.sessions, &mut miner, &mut ReadStats::default());
+    let adopted = selection.sessions[selection.sessions.len() / 2].started;
+    let entries: Vec<Entry> = miner
+        .finish()
+        .candidates
+        .into_iter()
+        .filter(|c| c.pattern.is_some())
+        .take(count)
+        .map(|c| Entry {
+            id: c.id.clone(),
+            text: c.text.clone(),
+            kind: EntryKind::Lesson,
+            evidence: Evidence {
+                count: c.evidence.count,
+                pattern: c.pattern,
+                ..Evidence::default()
+            },
+            provenance: Some(Provenance {
+                source: "bench".into(),
+                approved_by: None,
+                at: adopted,
+                revision: None,
+                applied: Some(adopted),
+            }),
+            created: adopted,
+            reinforced: None,
+            pinned: false,
+        })
+        .collect();
+    assert!(entries.len() >= 5, "the corpus yields lessons to measure");
+    MemoryDocument {
+        sections: vec![Section {
+            name: "lessons".into(),
+            entries,
+        }],
+        ..MemoryDocument::default()
+    }
+}
+
 fn session_reading(c: &mut Criterion) {
     let megabytes = std::env::var("REVERIE_BENCH_CORPUS_MB")
         .ok()
@@ -190,6 +234,12 @@ fn session_reading(c: &mut Criterion) {
     // Extraction: the full signal miner over the same sessions.
     bench_visitor(&mut group, "extract", &selection, || {
         reverie::dream::signals::Miner::new(reverie::dream::signals::MineSettings::new(3))
+    });
+    // The lesson-effect meter over the same sessions, measuring 20 lessons mined from them
+    // (every kind of pattern the corpus yields), adopted half-way through.
+    let memory = mined_lessons(&selection, 20);
+    bench_visitor(&mut group, "effect_meter", &selection, || {
+        reverie::dream::effect::EffectMeter::new(&memory, Default::default())
     });
     // Collective extraction: the same sessions, selected per agent folder and pooled into one
     // miner that also counts agents per pattern (a collective pass with `minAgents: 2`).

@@ -106,6 +106,14 @@ say "The agent's new MEMORY.md (revision $(kubectl -n "$NAMESPACE" get mp "$PROP
 kubectl -n "$NAMESPACE" get configmap support-bot-memory -o jsonpath='{.data.MEMORY\.md}'
 echo
 
+say "Twelve later sessions, run with that memory; dreaming again"
+cp examples/sessions-later/*.jsonl "$SESSIONS/"
+kubectl dream run support-bot -n "$NAMESPACE"
+wait_until "the second dream's proposal" bash -c "p=\"\$(kubectl -n '$NAMESPACE' get dreamschedule nightly -o jsonpath='{.status.lastRuns[?(@.agent==\"support-bot\")].proposal}')\"; [[ -n \"\$p\" && \"\$p\" != '$PROPOSAL' ]]"
+
+say "Did the approved lessons help? kubectl dream history support-bot --effect"
+kubectl dream history support-bot -n "$NAMESPACE" --effect
+
 say "Done. To clean up:"
 cat >&2 <<EOF
   kubectl delete namespace $NAMESPACE          # the agent, its memory and proposals

@@ -225,15 +225,21 @@ impl Metrics {
 
     /// Sets the agent's lesson counts per verdict (every verdict, so a count that fell to zero
     /// reads zero).
-    pub fn lesson_effects(&self, namespace: &str, agent: &str, counts: &[(&'static str, u32)]) {
-        for (verdict, count) in counts {
+    pub fn lesson_effects(&self, namespace: &str, agent: &str, counts: &crate::api::dream_job::LessonCounts) {
+        let by_verdict = [
+            ("effective", counts.effective),
+            ("no-effect", counts.no_effect),
+            ("regressed", counts.regressed),
+            ("too-early", counts.too_early),
+        ];
+        for (verdict, count) in by_verdict {
             self.lessons
                 .get_or_create(&LessonLabels {
                     namespace: namespace.to_string(),
                     agent: agent.to_string(),
                     verdict,
                 })
-                .set(i64::from(*count));
+                .set(i64::from(count));
         }
     }
 

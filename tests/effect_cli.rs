@@ -8,6 +8,7 @@ use common::reverie;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use reverie_dev::effect::{self, FIXED_TOOL, RECURRING_TOOL};
 use serde_json::{Value, json};
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -22,57 +23,17 @@ fn stdout(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).unwrap()
 }
 
-/// One session: an order looked up, then (when asked) the address update failing on its
-/// length and the e-mail failing on a missing field, each got past by the next call.
-fn write_session(dir: &Path, index: u32, revision: u64, address_error: bool, email_error: bool) {
-    let order = 5000 + index;
-    let started = jiff::Timestamp::from_second(1_793_000_000 + i64::from(index) * 7_200).unwrap();
-    let mut lines = vec![
-        json!({"type": "session", "id": format!("s-{index:03}"), "agent": "support-bot",
-               "started": started.to_string(), "memoryRevision": revision}),
-        json!({"type": "message", "role": "user", "text": format!("Hi, I need help with order {order}")}),
-        json!({"type": "tool_call", "name": "lookup_order", "input": {"order": order.to_string()}}),
-        json!({"type": "tool_result", "name": "lookup_order", "ok": true}),
-    ];
-    if address_error {
-        lines.extend([
-            json!({"type": "tool_call", "name": "update_address", "input": {"order": order.to_string()}}),
-            json!({"type": "tool_result", "name": "update_address", "ok": false,
-                   "error": format!("address of order {order} exceeds 35 characters per line")}),
-            json!({"type": "tool_call", "name": "split_address", "input": {}}),
-            json!({"type": "tool_result", "name": "split_address", "ok": true}),
-        ]);
-    }
-    if email_error {
-        lines.extend([
-            json!({"type": "tool_call", "name": "send_email", "input": {"template": "update"}}),
-            json!({"type": "tool_result", "name": "send_email", "ok": false,
-                   "error": "template 'update' requires the field customer_name"}),
-            json!({"type": "tool_call", "name": "send_email", "input": {"template": "update"}}),
-            json!({"type": "tool_result", "name": "send_email", "ok": true}),
-        ]);
-    }
-    lines.push(json!({"type": "outcome", "success": true}));
-    let text: Vec<String> = lines.iter().map(Value::to_string).collect();
-    std::fs::write(dir.join(format!("s-{index:03}.jsonl")), text.join("\n") + "\n").unwrap();
-}
-
 /// 60 sessions before the lessons (each mistake in 24), then 60 run with them: the address
 /// mistake gone, the e-mail one in 24 again. Sixty a side is what it takes to rule out that the
 /// e-mail lesson halved its mistake.
 fn corpus(dir: &Path) -> PathBuf {
     let sessions = dir.join("sessions");
-    std::fs::create_dir_all(&sessions).unwrap();
-    for i in 0..60 {
-        write_session(&sessions, i, 1, i % 5 < 2, (2..4).contains(&(i % 5)));
-    }
+    effect::write_sessions(&sessions, 0, 60, 1, false).unwrap();
     sessions
 }
 
 fn later_sessions(sessions: &Path) {
-    for i in 60..120 {
-        write_session(sessions, i, 2, false, (2..4).contains(&(i % 5)));
-    }
+    effect::write_sessions(sessions, 60, 60, 2, true).unwrap();
 }
 
 fn lesson_ids(memory: &Path) -> (String, String) {
@@ -95,7 +56,7 @@ fn lesson_ids(memory: &Path) -> (String, String) {
             .unwrap()
             .to_string()
     };
-    (id_of("update_address"), id_of("send_email"))
+    (id_of(FIXED_TOOL), id_of(RECURRING_TOOL))
 }
 
 #[test]

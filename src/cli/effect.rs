@@ -69,9 +69,9 @@ pub fn run(args: &EffectArgs) -> Result<(), String> {
                 .map_or(0, |l| l.before.sessions + l.after.sessions);
             if !effects.is_empty() {
                 out.push_str(&format!(
-                    "\n{sessions} sessions measured ({} files skipped, {} lines skipped).\n",
-                    read.files_skipped.len(),
-                    read.lines_skipped
+                    "\n{sessions} sessions measured ({} skipped, {} skipped).\n",
+                    crate::api::review::plural(read.files_skipped.len(), "file", "files"),
+                    crate::api::review::plural(read.lines_skipped as usize, "line", "lines")
                 ));
                 for lesson in &effects.lessons {
                     out.push_str(&format!("- {}: {}\n", lesson.id, lesson.sentence()));

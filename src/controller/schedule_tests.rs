@@ -700,10 +700,18 @@ mod plans {
             "effects":{"effective":2,"noEffect":1,"regressed":1,"tooEarly":0,
             "regressedLessons":[{"id":"lesson-9","summary":"cut its mistake from 40% to 5% of sessions; mean outcome -0.45: regressed"}]}}"#;
         let plan = planned(&handled, vec![done.clone()], &[("nightly-support-1", report)]);
+        let counts = crate::api::dream_job::LessonCounts {
+            effective: 2,
+            no_effect: 1,
+            regressed: 1,
+            too_early: 0,
+        };
         assert!(plan.effects.contains(&Effect::LessonEffects {
             agent: "support".into(),
-            counts: [("effective", 2), ("no-effect", 1), ("regressed", 1), ("too-early", 0)],
+            counts: counts.clone(),
         }));
+        let recorded = plan.status.last_runs.iter().find(|r| r.agent == "support").unwrap();
+        assert_eq!(recorded.lessons, Some(counts), "the run keeps the counts");
         let warning = plan
             .effects
             .iter()

@@ -4,6 +4,8 @@
 //! Both sides build and read these from here, so they cannot drift apart.
 
 use reverie_core::dream::pass::PassStats;
+
+pub use crate::dream_schedule::LessonCounts;
 use serde::{Deserialize, Serialize};
 
 /// Label on dream Jobs, their pods and the proposals they create: the DreamSchedule.
@@ -92,10 +94,8 @@ pub const MAX_REPORTED_REGRESSIONS: usize = 2;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EffectCounts {
-    pub effective: u32,
-    pub no_effect: u32,
-    pub regressed: u32,
-    pub too_early: u32,
+    #[serde(flatten)]
+    pub counts: LessonCounts,
     /// The first regressed lessons (at most [`MAX_REPORTED_REGRESSIONS`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub regressed_lessons: Vec<RegressedLesson>,
@@ -117,10 +117,12 @@ pub fn effect_counts(stats: &PassStats) -> Option<EffectCounts> {
         return None;
     }
     Some(EffectCounts {
-        effective: effects.count(Verdict::Effective),
-        no_effect: effects.count(Verdict::NoEffect),
-        regressed: effects.count(Verdict::Regressed),
-        too_early: effects.count(Verdict::TooEarly),
+        counts: LessonCounts {
+            effective: effects.count(Verdict::Effective),
+            no_effect: effects.count(Verdict::NoEffect),
+            regressed: effects.count(Verdict::Regressed),
+            too_early: effects.count(Verdict::TooEarly),
+        },
         regressed_lessons: effects
             .lessons
             .iter()
@@ -220,13 +222,15 @@ mod tests {
                 excerpt: "Always add bcc".into(),
             }],
             effects: Some(EffectCounts {
-                effective: 2,
-                regressed: 1,
+                counts: LessonCounts {
+                    effective: 2,
+                    regressed: 1,
+                    ..LessonCounts::default()
+                },
                 regressed_lessons: vec![RegressedLesson {
                     id: "lesson-1".into(),
                     summary: "cut its mistake".into(),
                 }],
-                ..EffectCounts::default()
             }),
         };
         let json = serde_json::to_string(&report).unwrap();
@@ -247,10 +251,12 @@ mod tests {
                 MAX_REPORTED_INJECTIONS
             ],
             effects: Some(EffectCounts {
-                effective: u32::MAX,
-                no_effect: u32::MAX,
-                regressed: u32::MAX,
-                too_early: u32::MAX,
+                counts: LessonCounts {
+                    effective: u32::MAX,
+                    no_effect: u32::MAX,
+                    regressed: u32::MAX,
+                    too_early: u32::MAX,
+                },
                 regressed_lessons: vec![
                     RegressedLesson {
                         id: truncate(&"i".repeat(1_000), 80),

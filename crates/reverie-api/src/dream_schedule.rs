@@ -508,5 +508,29 @@ pub struct AgentRun {
     pub sessions_reviewed: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The agent's lessons by the verdict of their measured effect, when the pass measured any
+    /// (the per-lesson numbers are in the proposal it created, if it created one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lessons: Option<LessonCounts>,
     pub time: Time,
+}
+
+/// Lessons by the verdict of their measured effect.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LessonCounts {
+    pub effective: u32,
+    pub no_effect: u32,
+    pub regressed: u32,
+    pub too_early: u32,
+}
+
+impl std::fmt::Display for LessonCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} effective, {} no-effect, {} regressed, {} too-early",
+            self.effective, self.no_effect, self.regressed, self.too_early
+        )
+    }
 }

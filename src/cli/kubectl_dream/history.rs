@@ -12,8 +12,9 @@ use kube::{Api, ResourceExt};
 use serde::Serialize;
 
 use super::{Output, Session, api_error, format_table, serialize, short_age};
+use crate::api::dream_schedule::LessonCounts;
 use crate::api::effect::LessonEffect;
-use crate::api::{Agent, MemoryProposal};
+use crate::api::{Agent, DreamSchedule, MemoryProposal};
 use crate::store::configmap::current_name;
 use crate::store::{AGENT_LABEL, DIGEST_ANNOTATION, REVISION_ANNOTATION, REVISION_LABEL, UPDATE_ANNOTATION};
 
@@ -88,6 +89,22 @@ pub struct EffectHistory {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub measured_at: Option<Timestamp>,
     pub lessons: Vec<LessonEffect>,
+    /// The agent's newest pass that measured its lessons, from the DreamSchedules' `lastRuns`:
+    /// newer than `measuredBy` when that pass had nothing to propose.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_pass: Option<LatestPass>,
+}
+
+/// A pass's lesson counts, as a DreamSchedule recorded them.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LatestPass {
+    pub schedule: String,
+    pub job: String,
+    pub time: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proposal: Option<String>,
+    pub lessons: LessonCounts,
 }
 
 pub(super) async fn run_effect(session: &Session, output: Output, agent_name: &str) -> Result<String, String> {
@@ -97,7 +114,13 @@ pub(super) async fn run_effect(session: &Session, output: Output, agent_name: &s
         .await
         .map_err(|e| api_error("cannot list MemoryProposals", &e))?
         .items;
-    let history = latest_effect(agent_name, &listed);
+    let schedules = Api::<DreamSchedule>::namespaced(session.client.clone(), &session.namespace)
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| api_error("cannot list DreamSchedules", &e))?
+        .items;
+    let mut history = latest_effect(agent_name, &listed);
+    history.latest_pass = latest_pass(agent_name, &schedules);
     match output {
         Output::Table => Ok(render_effect(&history, Timestamp::now())),
         _ => serialize(&history, output),
@@ -115,21 +138,64 @@ pub fn latest_effect(agent: &str, proposals: &[MemoryProposal]) -> EffectHistory
         measured_by: newest.map(|p| p.name_any()),
         measured_at: newest.and_then(|p| p.creation_timestamp()).map(|t| t.0),
         lessons: newest.map(|p| p.spec.effects.clone()).unwrap_or_default(),
+        latest_pass: None,
     }
+}
+
+/// The agent's newest run, across schedules, that counted its lessons.
+pub fn latest_pass(agent: &str, schedules: &[DreamSchedule]) -> Option<LatestPass> {
+    schedules
+        .iter()
+        .flat_map(|s| {
+            s.status
+                .iter()
+                .flat_map(|status| &status.last_runs)
+                .map(move |run| (s.name_any(), run))
+        })
+        .filter(|(_, run)| run.agent == agent)
+        .filter_map(|(schedule, run)| {
+            Some(LatestPass {
+                schedule,
+                job: run.job.clone(),
+                time: run.time.0,
+                proposal: run.proposal.clone(),
+                lessons: run.lessons.clone()?,
+            })
+        })
+        .max_by_key(|pass| pass.time)
 }
 
 /// The same table `reverie effect` prints, with where the numbers come from.
 pub fn render_effect(history: &EffectHistory, now: Timestamp) -> String {
+    let latest = history.latest_pass.as_ref().map(|pass| {
+        format!(
+            "The latest pass that measured ({} of schedule {}, {} ago) found {}.\n",
+            pass.job,
+            pass.schedule,
+            short_age(pass.time, now),
+            pass.lessons
+        )
+    });
     let Some(proposal) = &history.measured_by else {
         return format!(
-            "No dream pass of agent {} has recorded the effect of its lessons yet: a pass records it in \
+            "{}No proposal of agent {} carries the effect of its lessons yet: a pass records it in \
              the proposal it creates, once the memory holds lessons learned from sessions.\n",
+            latest.unwrap_or_default(),
             history.agent
         );
     };
     let age = history.measured_at.map(|t| short_age(t, now)).unwrap_or_default();
     let rows: Vec<_> = history.lessons.iter().map(LessonEffect::row).collect();
-    let mut out = format!("Measured by the dream pass of proposal {proposal} ({age} ago).\n\n");
+    let mut out = String::new();
+    // A later pass that proposed nothing: its counts are newer than the numbers below.
+    if let Some(pass) = &history.latest_pass
+        && pass.proposal.as_deref() != Some(proposal)
+        && history.measured_at.is_none_or(|at| pass.time > at)
+    {
+        out.push_str(&latest.unwrap_or_default());
+        out.push_str("It proposed nothing, so the per-lesson numbers below are older:\n");
+    }
+    let _ = writeln!(out, "Measured by the dream pass of proposal {proposal} ({age} ago).\n");
     out.push_str(&crate::dream::effect::render_table(&rows));
     out.push('\n');
     for lesson in &history.lessons {
@@ -333,6 +399,30 @@ mod tests {
         );
         assert!(table.contains("effective"), "{table}");
         let none = latest_effect("billing", &proposals);
-        assert!(render_effect(&none, Timestamp::now()).starts_with("No dream pass of agent billing"));
+        assert!(render_effect(&none, Timestamp::now()).starts_with("No proposal of agent billing"));
+
+        // A later pass that proposed nothing is said first: its counts are the newest.
+        let schedule: DreamSchedule = serde_json::from_value(serde_json::json!({
+            "apiVersion": "reverie.dev/v1alpha1", "kind": "DreamSchedule",
+            "metadata": {"name": "nightly", "namespace": "team"},
+            "spec": {"schedule": "0 3 * * *", "agents": {"names": ["support"]}},
+            "status": {"lastRuns": [
+                {"agent": "support", "job": "nightly-support-9", "result": "Succeeded",
+                 "time": "2026-11-29T12:00:00Z",
+                 "lessons": {"effective": 1, "noEffect": 0, "regressed": 0, "tooEarly": 0}},
+                {"agent": "sales", "job": "nightly-sales-9", "result": "Succeeded", "time": "2026-11-29T13:00:00Z"}]}
+        }))
+        .unwrap();
+        let mut history = latest_effect("support", &proposals);
+        history.latest_pass = latest_pass("support", &[schedule]);
+        let table = render_effect(&history, "2026-11-30T00:00:00Z".parse().unwrap());
+        assert!(
+            table.starts_with(
+                "The latest pass that measured (nightly-support-9 of schedule nightly, 12h ago) found 1 effective, \
+                 0 no-effect, 0 regressed, 0 too-early.\nIt proposed nothing, so the per-lesson numbers below are older:\n\
+                 Measured by the dream pass of proposal new (2d ago)."
+            ),
+            "{table}"
+        );
     }
 }

@@ -12,7 +12,7 @@ use super::dereference::{Observed, Selection};
 use super::runs::{self, record_run, run};
 use super::validate::ValidSchedule;
 use super::{FAILED, RUNNING, SKIPPED, SUCCEEDED};
-use crate::api::dream_job::{DREAM_NOW_ANNOTATION, RunReport};
+use crate::api::dream_job::{DREAM_NOW_ANNOTATION, LessonCounts, RunReport};
 use crate::api::dream_schedule::{ConcurrencyPolicy, DreamScheduleStatus};
 use crate::api::rules::{Problem, acceptance_conditions};
 use crate::api::{Agent, DreamSchedule, conditions};
@@ -50,10 +50,7 @@ pub enum Effect {
         sessions: u32,
     },
     /// `reverie_lessons{verdict}`: the agent's lessons by measured effect.
-    LessonEffects {
-        agent: String,
-        counts: [(&'static str, u32); 4],
-    },
+    LessonEffects { agent: String, counts: LessonCounts },
 }
 
 /// What one reconcile does.
@@ -215,6 +212,7 @@ fn finished_run(plan: &mut Plan, agent: &str, job: &Job, state: JobState, messag
             entry.proposal = report.proposal;
             entry.tokens = Some(report.tokens);
             entry.sessions_reviewed = Some(report.sessions_reviewed);
+            entry.lessons = report.effects.map(|e| e.counts);
             entry.message = Some(report.message).filter(|m| !m.is_empty());
         }
         None => entry.message = message.or_else(|| crate::kube_ext::job_failure(job)),
@@ -289,12 +287,7 @@ fn lesson_effects(agent: &str, job: &str, report: &RunReport) -> Vec<Effect> {
     };
     let mut effects = vec![Effect::LessonEffects {
         agent: agent.to_string(),
-        counts: [
-            ("effective", counts.effective),
-            ("no-effect", counts.no_effect),
-            ("regressed", counts.regressed),
-            ("too-early", counts.too_early),
-        ],
+        counts: counts.counts.clone(),
     }];
     let archive = match &report.proposal {
         Some(proposal) => format!("its archive is proposed in {proposal}"),

@@ -23,6 +23,7 @@ pub fn run(agent: &str, job: &str, result: &str, message: &str, now: Timestamp) 
         tokens: None,
         sessions_reviewed: None,
         message: Some(message.to_string()).filter(|m| !m.is_empty()),
+        lessons: None,
         time: Time(Timestamp::from_second(now.as_second()).unwrap_or(now)),
     }
 }

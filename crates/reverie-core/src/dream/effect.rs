@@ -70,7 +70,7 @@ pub const DEFAULT_WINDOW: usize = 1_000;
 pub const DEFAULT_ARCHIVE_AFTER: u32 = 30;
 
 /// What the numbers say about a lesson.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     /// Outcomes got significantly worse after adoption.
@@ -396,7 +396,7 @@ pub fn measure(
 }
 
 /// The loaded entries of `memory` whose effect can be measured: those that name a pattern.
-pub fn measurable(memory: &MemoryDocument) -> impl Iterator<Item = &Entry> {
+fn measurable(memory: &MemoryDocument) -> impl Iterator<Item = &Entry> {
     memory
         .entries()
         .map(|(_, entry)| entry)
