@@ -3,6 +3,7 @@
 //! records the effect of each lesson in its proposal, proposes archiving the one that did not
 //! help, and exports the agent's lessons by verdict.
 
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Patch, PatchParams};
 use reverie::api::effect::EffectVerdict;
 use reverie::api::memory_proposal::ChangeOp;
@@ -148,6 +149,39 @@ async fn the_next_pass_measures_the_approved_lessons_and_proposes_archiving_the_
             .any(|c| c.op == ChangeOp::Archive && c.id.as_deref() == Some(fixed.as_str())),
         "the lesson that helped is kept"
     );
+    // The laptop command, on the same sessions and the memory the cluster holds, agrees.
+    let memory = ns.api::<ConfigMap>().get("support-memory").await.unwrap();
+    let memory_file = sessions.with_extension("memory.yaml");
+    std::fs::write(&memory_file, &memory.data.unwrap()["memory.yaml"]).unwrap();
+    let laptop = std::process::Command::new(reverie_e2e::reverie_bin())
+        .args(["effect", "--output", "json", "--sessions"])
+        .arg(&sessions)
+        .arg("--memory")
+        .arg(&memory_file)
+        .output()
+        .unwrap();
+    assert!(laptop.status.success(), "{}", String::from_utf8_lossy(&laptop.stderr));
+    let laptop: serde_json::Value = serde_json::from_slice(&laptop.stdout).unwrap();
+    for lesson in laptop["lessons"].as_array().unwrap() {
+        let in_cluster = effect_of(lesson["id"].as_str().unwrap());
+        let side = |s: &reverie::api::effect::EffectSide| json!([s.sessions, s.occurrences]);
+        assert_eq!(
+            (
+                json!(in_cluster.verdict),
+                side(&in_cluster.before),
+                side(&in_cluster.after)
+            ),
+            (
+                lesson["verdict"].clone(),
+                json!([lesson["before"]["sessions"], lesson["before"]["occurrences"]]),
+                json!([lesson["after"]["sessions"], lesson["after"]["occurrences"]])
+            ),
+            "{lesson}"
+        );
+        assert_eq!(lesson["adopted"]["revision"], 2);
+    }
+    let _ = std::fs::remove_file(&memory_file);
+
     // The gauges are set right after the run is recorded: wait for them.
     let series = |verdict: &str| {
         format!(
