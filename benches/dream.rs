@@ -239,7 +239,7 @@ fn session_reading(c: &mut Criterion) {
     // (every kind of pattern the corpus yields), adopted half-way through.
     let memory = mined_lessons(&selection, 20);
     bench_visitor(&mut group, "effect_meter", &selection, || {
-        reverie::dream::effect::EffectMeter::new(&memory, Default::default())
+        reverie::dream::effect::EffectMeter::new(&memory, Default::default(), Default::default())
     });
     // Collective extraction: the same sessions, selected per agent folder and pooled into one
     // miner that also counts agents per pattern (a collective pass with `minAgents: 2`).

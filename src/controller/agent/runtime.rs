@@ -17,6 +17,7 @@ use kube::{Api, Resource, ResourceExt};
 use crate::api::agent::{AgentRuntime, CollectorSpec, MemoryStore, SessionsSpec};
 use crate::api::{Agent, FIELD_MANAGER};
 use crate::controller::{Context, Error, Result};
+use crate::dream::sessions::import::MEMORY_REVISION_ATTRIBUTE;
 use crate::store::configmap::current_name;
 use crate::store::{AGENT_LABEL, MEMORY_MD, MEMORY_YAML, REVISION_FILE, RevisionInfo};
 
@@ -191,7 +192,7 @@ fn agent_files(agent: &Agent, memory: &RevisionInfo, shared: &[Agent]) -> AgentF
         ));
         files.env.push(env_var("REVERIE_SESSIONS_DIR", SESSIONS_DIR));
         if let Some(collector) = &sessions.collector {
-            files.env.extend(telemetry_env(agent, collector));
+            files.env.extend(telemetry_env(agent, collector, memory));
         }
     }
     for other in shared {
@@ -210,12 +211,18 @@ fn agent_files(agent: &Agent, memory: &RevisionInfo, shared: &[Agent]) -> AgentF
 /// The standard OpenTelemetry SDK variables that send the agent's spans to reverie's
 /// collector. The service name is the Agent's: it is how the collector knows whose sessions
 /// they are. The runtime's own `env` comes after and may override any of them.
-fn telemetry_env(agent: &Agent, collector: &CollectorSpec) -> Vec<EnvVar> {
+fn telemetry_env(agent: &Agent, collector: &CollectorSpec, memory: &RevisionInfo) -> Vec<EnvVar> {
     let namespace = agent.namespace().unwrap_or_default();
     vec![
         env_var("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint_in(&namespace)),
         env_var("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
         env_var("OTEL_SERVICE_NAME", &agent.name_any()),
+        // Every span then names the memory revision the agent ran with: the sessions the
+        // collector writes attribute lesson effects exactly.
+        env_var(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            &format!("{MEMORY_REVISION_ATTRIBUTE}={}", memory.revision),
+        ),
     ]
 }
 
@@ -509,6 +516,10 @@ mod tests {
                 ),
                 ("OTEL_EXPORTER_OTLP_PROTOCOL".into(), Some("http/protobuf".into())),
                 ("OTEL_SERVICE_NAME".into(), Some("support".into())),
+                (
+                    "OTEL_RESOURCE_ATTRIBUTES".into(),
+                    Some("reverie.memory.revision=3".into())
+                ),
             ]
         );
         // The runtime's own variable wins, and appears once (a Pod's env is keyed by name).
@@ -527,6 +538,10 @@ mod tests {
                     Some("http://otel.observability:4318".into())
                 ),
                 ("OTEL_SERVICE_NAME".into(), Some("support".into())),
+                (
+                    "OTEL_RESOURCE_ATTRIBUTES".into(),
+                    Some("reverie.memory.revision=3".into())
+                ),
                 ("OTEL_EXPORTER_OTLP_PROTOCOL".into(), Some("http/json".into())),
             ]
         );

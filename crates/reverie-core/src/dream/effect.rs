@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::model::{DreamSettings, ReadStats, Record, Role, SessionMeta, SessionVisitor};
 use super::normalize::{content_words, jaccard, normalize_error};
 use super::risk::sentences;
+use super::rules::{RuleSources, Said};
 use super::sessions::{FormatChoice, SessionsError, discover, stream};
 use super::stats::{Interval, Moments, mean_difference, rate_difference};
 use crate::memory::MemoryDocument;
@@ -48,6 +49,15 @@ pub struct EffectSettings {
     pub window: usize,
     /// Curation archives a `no-effect` lesson once this many sessions ran with it (0: never).
     pub archive_after: u32,
+}
+
+/// Whose restated rule counts: the same sources a dream learns rules from, so a customer can
+/// neither teach the agent a rule nor, by repeating it, make a team rule look ineffective.
+fn trusted(sources: &RuleSources, source: Said, from: &str, team: bool) -> bool {
+    match source {
+        Said::Message => sources.trusts_user_messages(team),
+        Said::Feedback => sources.trusts_feedback(from, team),
+    }
 }
 
 impl Default for EffectSettings {
@@ -363,7 +373,7 @@ pub fn measure(
     settings: &DreamSettings,
 ) -> Result<(Effects, ReadStats), SessionsError> {
     let mut read = ReadStats::default();
-    let mut meter = EffectMeter::new(memory, settings.effect);
+    let mut meter = EffectMeter::new(memory, settings.effect, settings.rule_sources.clone());
     if meter.is_empty() {
         return Ok((Effects::default(), read));
     }
@@ -446,6 +456,8 @@ struct Current {
     /// Interned tools in call order, repeats of one tool collapsed (as mining does).
     tools: Vec<u32>,
     score: Option<f64>,
+    /// The session is the team's own (its user may state rules).
+    team: bool,
 }
 
 /// Streams sessions and measures every lesson it was built with.
@@ -456,12 +468,14 @@ pub struct EffectMeter {
     /// Tools some lesson names.
     tools: HashMap<String, u32>,
     statements: bool,
+    /// Who may restate a rule (the Agent's rule sources).
+    sources: RuleSources,
     current: Current,
 }
 
 impl EffectMeter {
-    /// A meter for the measurable entries of `memory`.
-    pub fn new(memory: &MemoryDocument, settings: EffectSettings) -> Self {
+    /// A meter for the measurable entries of `memory`; restated rules count from `sources`.
+    pub fn new(memory: &MemoryDocument, settings: EffectSettings, sources: RuleSources) -> Self {
         let mut tools: HashMap<String, u32> = HashMap::new();
         let mut intern = |name: &str| {
             let next = tools.len() as u32;
@@ -496,6 +510,7 @@ impl EffectMeter {
             lessons,
             tools,
             statements,
+            sources,
             current: Current::default(),
         }
     }
@@ -517,8 +532,11 @@ impl EffectMeter {
         }
     }
 
-    fn said(&mut self, text: &str) {
-        if !self.statements || text.len() > MAX_STATEMENT_TEXT {
+    fn said(&mut self, text: &str, source: Said, from: &str) {
+        if !self.statements
+            || text.len() > MAX_STATEMENT_TEXT
+            || !trusted(&self.sources, source, from, self.current.team)
+        {
             return;
         }
         // Each sentence, and the whole text (a complaint is grouped whole).
@@ -574,6 +592,9 @@ impl SessionVisitor for EffectMeter {
         self.current.occurred.resize(n, false);
         self.current.tools.clear();
         self.current.score = None;
+        self.current.team = self
+            .sources
+            .is_team_session(|key| session.labels.get(key).map(String::as_str));
     }
 
     fn record(&mut self, record: Record<'_>) {
@@ -587,8 +608,8 @@ impl SessionVisitor for EffectMeter {
             } => self.failed(name, error),
             Record::Message {
                 role: Role::User, text, ..
-            }
-            | Record::Feedback { text, .. } => self.said(text),
+            } => self.said(text, Said::Message, ""),
+            Record::Feedback { from, text, .. } => self.said(text, Said::Feedback, from),
             Record::Outcome { success, score, .. } => {
                 self.current.score = score.or(success.map(|s| if s { 1.0 } else { 0.0 }));
             }

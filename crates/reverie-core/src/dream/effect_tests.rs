@@ -3,6 +3,7 @@
 //! verdict and intervals that hold the true differences.
 
 use super::*;
+use crate::dream::rules::RuleSources;
 use crate::memory::document::{EntryKind, Evidence, Provenance, Section};
 use crate::rng::Rng;
 
@@ -111,7 +112,7 @@ fn stream_corpus(meter: &mut EffectMeter, seed: u64, before: Draw, after: Draw) 
 }
 
 fn measure(entries: Vec<Entry>, seed: u64, before: Draw, after: Draw) -> Effects {
-    let mut meter = EffectMeter::new(&memory(entries), EffectSettings::default());
+    let mut meter = EffectMeter::new(&memory(entries), EffectSettings::default(), RuleSources::default());
     stream_corpus(&mut meter, seed, before, after);
     meter.finish()
 }
@@ -255,7 +256,7 @@ fn counts(sessions: u32, occurrences: u32) -> Counts {
 fn sessions_are_attributed_by_revision_and_by_time_without_one() {
     // Adopted in revision 3 at ADOPTED_AT.
     let memory = memory(vec![lesson("l-1", refund_error(), Some(3))]);
-    let mut meter = EffectMeter::new(&memory, EffectSettings::default());
+    let mut meter = EffectMeter::new(&memory, EffectSettings::default(), RuleSources::default());
     let sessions = [
         // Started after adoption but ran with revision 2 (a pod not yet rolled): before.
         (ADOPTED_AT + 60, Some(2)),
@@ -299,7 +300,7 @@ fn workflows_statements_and_actions_are_recognised_in_later_sessions() {
         lesson("s", statement, Some(2)),
         lesson("a", action, Some(2)),
     ]);
-    let mut meter = EffectMeter::new(&memory, EffectSettings::default());
+    let mut meter = EffectMeter::new(&memory, EffectSettings::default(), RuleSources::default());
     let meta = |i: u32| SessionMeta {
         id: format!("s-{i}"),
         agent: None,
@@ -336,9 +337,10 @@ fn workflows_statements_and_actions_are_recognised_in_later_sessions() {
             ts: None,
         });
     }
+    // A customer saying the rule is a request, not a restatement the team had to make.
     meter.record(Record::Message {
         role: Role::User,
-        text: "Thanks, that is all.",
+        text: "Please never schedule calls before 10am, thanks, that is all.",
         ts: None,
     });
     meter.end_session();
@@ -361,7 +363,7 @@ fn a_workflow_that_became_common_is_effective_and_entries_without_a_pattern_are_
     let mut plain = lesson("plain", refund_error(), Some(2));
     plain.evidence.pattern = None;
     let memory = memory(vec![lesson("w", sequence, Some(2)), plain]);
-    let mut meter = EffectMeter::new(&memory, EffectSettings::default());
+    let mut meter = EffectMeter::new(&memory, EffectSettings::default(), RuleSources::default());
     for i in 0..40 {
         let after = i >= 20;
         meter.start_session(&SessionMeta {

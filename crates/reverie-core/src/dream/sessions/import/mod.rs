@@ -18,6 +18,8 @@ pub(super) mod detect;
 mod managed_agents;
 mod openai;
 pub(crate) mod otlp;
+
+pub use otlp::MEMORY_REVISION_ATTRIBUTE;
 pub use otlp::SEMCONV_VERSION as OTEL_GENAI_SEMCONV_VERSION;
 
 #[cfg(test)]

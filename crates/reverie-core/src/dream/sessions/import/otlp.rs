@@ -42,7 +42,13 @@ struct Span {
     end: u64,
     tool: Option<Tool>,
     messages: Vec<(Role, String)>,
+    /// The resource's `reverie.memory.revision`: the memory revision the agent ran with.
+    memory_revision: Option<u64>,
 }
+
+/// The resource attribute naming the memory revision the agent ran with (the runtime
+/// Deployment sets it through `OTEL_RESOURCE_ATTRIBUTES`).
+pub const MEMORY_REVISION_ATTRIBUTE: &str = "reverie.memory.revision";
 
 struct Tool {
     name: String,
@@ -59,6 +65,7 @@ impl Importer for Otlp {
         for resource in resources {
             let resource_attributes = attributes(resource.get("resource").and_then(|r| r.get("attributes")));
             let service = string(&resource_attributes, "service.name");
+            let revision = resource_attributes.get(MEMORY_REVISION_ATTRIBUTE).and_then(number);
             let Some(Value::Array(scopes)) = resource.get("scopeSpans") else {
                 continue;
             };
@@ -66,8 +73,11 @@ impl Importer for Otlp {
                 let Some(Value::Array(spans)) = scope.get("spans") else {
                     continue;
                 };
-                self.spans
-                    .extend(spans.iter().filter_map(|span| Span::read(span, service.as_deref())));
+                self.spans.extend(
+                    spans
+                        .iter()
+                        .filter_map(|span| Span::read(span, service.as_deref(), revision)),
+                );
             }
         }
         let used = if self.spans.len() > before {
@@ -166,7 +176,17 @@ fn session(id: String, spans: &[&Span]) -> Session {
             id: Some(id),
             agent: spans.iter().find_map(|s| s.agent.clone()),
             started: spans.first().and_then(|s| nanos(s.start)),
-            labels: BTreeMap::new(),
+            // The revision the conversation started with.
+            labels: spans
+                .iter()
+                .find_map(|s| s.memory_revision)
+                .map(|revision| {
+                    BTreeMap::from([(
+                        crate::dream::model::MEMORY_REVISION_LABEL.to_string(),
+                        revision.to_string(),
+                    )])
+                })
+                .unwrap_or_default(),
         },
         records,
     }
@@ -180,7 +200,7 @@ fn nanos(n: u64) -> Option<Timestamp> {
 
 impl Span {
     /// The span, if it is a GenAI one (it has a `gen_ai.operation.name`).
-    fn read(span: &Value, service: Option<&str>) -> Option<Span> {
+    fn read(span: &Value, service: Option<&str>, memory_revision: Option<u64>) -> Option<Span> {
         let attrs = attributes(span.get("attributes"));
         let operation = string(&attrs, "gen_ai.operation.name")?;
         let time = |key: &str| span.get(key).and_then(number).unwrap_or(0);
@@ -228,6 +248,7 @@ impl Span {
             end: time("endTimeUnixNano"),
             tool,
             messages,
+            memory_revision,
         })
     }
 }

@@ -181,6 +181,9 @@ fn otlp_spans_group_by_conversation_then_trace_and_tool_spans_carry_the_errors()
         Some("support-agent"),
         "service.name when no agent name"
     );
+    // The resource attribute the runtime sets names the memory revision the agent ran with.
+    let revisions: Vec<_> = sessions.iter().map(|s| s.memory_revision).collect();
+    assert_eq!(revisions, [None, Some(7)]);
     assert_eq!(
         lines(&transcript, "conv-router-1"),
         [
