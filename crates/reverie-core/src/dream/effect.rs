@@ -22,7 +22,7 @@ use super::model::{DreamSettings, ReadStats, Record, Role, SessionMeta, SessionV
 use super::normalize::{content_words, jaccard, normalize_error};
 use super::risk::sentences;
 use super::rules::{RuleSources, Said};
-use super::sessions::{FormatChoice, SessionsError, discover, stream};
+use super::sessions::{FormatChoice, SessionsError, select_recent, stream};
 use super::stats::{Interval, Moments, mean_difference, rate_difference};
 use crate::memory::MemoryDocument;
 use crate::memory::document::{Entry, Pattern};
@@ -382,25 +382,7 @@ pub fn measure(
         max_age: None,
         ..settings.clone()
     };
-    let mut sessions = Vec::new();
-    for (path, format) in roots {
-        let selection = discover(
-            path,
-            &DreamSettings {
-                format: format.unwrap_or(settings.format),
-                ..window.clone()
-            },
-        )?;
-        read.files_found += selection.stats.files_found;
-        read.files_skipped.extend(selection.stats.files_skipped);
-        sessions.extend(selection.sessions);
-    }
-    if roots.len() > 1 {
-        // Each root kept its most recent; together the agent keeps its most recent.
-        sessions.sort_by(|a, b| (a.started, &a.id, &a.path).cmp(&(b.started, &b.id, &b.path)));
-        let excess = sessions.len().saturating_sub(window.lookback_sessions);
-        sessions.drain(..excess);
-    }
+    let sessions = select_recent(roots, &window, &mut read)?;
     stream(&sessions, &mut meter, &mut read);
     Ok((meter.finish(), read))
 }

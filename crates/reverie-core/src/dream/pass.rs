@@ -19,7 +19,7 @@ use super::effect::{self, Effects};
 use super::model::{Candidate, DreamSettings, Lesson, ReadStats, SessionMeta};
 use super::reflector::{ReflectError, ReflectRequest, Reflector, VerifyReport, verify};
 use super::risk::KnownAddresses;
-use super::sessions::{FormatChoice, SessionsError, discover, stream};
+use super::sessions::{FormatChoice, SessionsError, select_recent, stream};
 use super::signals::{MineSettings, MineStats, Miner, NotSignificant, TextSource, TransientErrors, UnsafeText};
 use crate::memory::MemoryDocument;
 use crate::memory::change::{ApplyError, Change};
@@ -213,7 +213,6 @@ pub enum PassError {
 /// The sessions one agent contributes to a pass.
 struct AgentSessions<'a> {
     agent: &'a str,
-    roots: usize,
     sessions: Vec<SessionMeta>,
 }
 
@@ -225,59 +224,26 @@ fn select<'a>(
     settings: &DreamSettings,
     read: &mut ReadStats,
 ) -> Result<Vec<AgentSessions<'a>>, SessionsError> {
-    let mut agents: Vec<AgentSessions<'a>> = Vec::new();
+    let mut agents: Vec<&'a str> = Vec::new();
     for root in roots {
-        let selection = match root.format {
-            Some(format) if format != settings.format => discover(
-                root.path,
-                &DreamSettings {
-                    format,
-                    ..settings.clone()
-                },
-            )?,
-            _ => discover(root.path, settings)?,
-        };
-        read.files_found += selection.stats.files_found;
-        read.files_skipped.extend(selection.stats.files_skipped);
-        match agents.iter_mut().find(|a| a.agent == root.agent) {
-            Some(agent) => {
-                agent.roots += 1;
-                agent.sessions.extend(selection.sessions);
-            }
-            None => agents.push(AgentSessions {
-                agent: root.agent,
-                roots: 1,
-                sessions: selection.sessions,
-            }),
+        if !agents.contains(&root.agent) {
+            agents.push(root.agent);
         }
     }
-    for agent in &mut agents {
-        if agent.roots > 1 {
-            // Each root kept its most recent; together the agent keeps its most recent.
-            let sessions = &mut agent.sessions;
-            sessions.sort_by(|a, b| (a.started, &a.id, &a.path).cmp(&(b.started, &b.id, &b.path)));
-            let excess = sessions.len().saturating_sub(settings.lookback_sessions);
-            sessions.drain(..excess);
-        }
-        drop_duplicate_ids(&mut agent.sessions, read);
-    }
-    Ok(agents)
-}
-
-/// Keeps one file per session id (the earliest selected): evidence counts distinct sessions,
-/// and a session stored twice (say `s-1.jsonl` and `s-1.jsonl.gz`) must count once.
-fn drop_duplicate_ids(sessions: &mut Vec<SessionMeta>, read: &mut ReadStats) {
-    let mut seen = std::collections::HashSet::new();
-    sessions.retain(|session| {
-        let first = seen.insert(session.id.clone());
-        if !first {
-            read.files_skipped.push(super::model::SkippedFile {
-                path: session.path.display().to_string(),
-                reason: format!("duplicate of session {}: counted once", session.id),
-            });
-        }
-        first
-    });
+    agents
+        .into_iter()
+        .map(|agent| {
+            let own: Vec<(&Path, Option<FormatChoice>)> = roots
+                .iter()
+                .filter(|root| root.agent == agent)
+                .map(|root| (root.path, root.format))
+                .collect();
+            Ok(AgentSessions {
+                agent,
+                sessions: select_recent(&own, settings, read)?,
+            })
+        })
+        .collect()
 }
 
 fn plural(n: u32, noun: &str) -> String {

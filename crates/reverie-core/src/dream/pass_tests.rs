@@ -323,11 +323,10 @@ async fn a_single_root_pass_mines_exactly_what_the_miner_does_alone() {
     );
 
     // The same selection, streamed through a plain single-agent miner, as before pooling existed.
-    let mut selection = discover(&root, &settings()).unwrap();
-    let mut read = selection.stats.clone();
-    drop_duplicate_ids(&mut selection.sessions, &mut read);
+    let mut read = ReadStats::default();
+    let sessions = select_recent(&[(root.as_path(), None)], &settings(), &mut read).unwrap();
     let mut miner = Miner::new(crate::dream::signals::MineSettings::new(settings().min_evidence));
-    stream(&selection.sessions, &mut miner, &mut read);
+    stream(&sessions, &mut miner, &mut read);
     let mined = miner.finish();
     assert_eq!(mined.candidates.len(), 2, "{:?}", mined.candidates);
     assert_eq!(proposal.candidates, mined.candidates);

@@ -358,6 +358,52 @@ fn read_meta(path: &Path, compression: Compression, metadata: &std::fs::Metadata
     })
 }
 
+/// The most recent sessions of one agent kept in `roots` (each with its format, `None`: the
+/// settings'): each root is discovered with the lookback of `settings`, then together the agent
+/// keeps its `lookback_sessions` most recent, and one file per session id (the earliest
+/// selected: evidence counts distinct sessions, and a session stored twice, say `s-1.jsonl` and
+/// `s-1.jsonl.gz`, must count once). Adds what was found and skipped to `read`.
+pub fn select_recent(
+    roots: &[(&Path, Option<FormatChoice>)],
+    settings: &DreamSettings,
+    read: &mut ReadStats,
+) -> Result<Vec<SessionMeta>, SessionsError> {
+    let mut sessions = Vec::new();
+    for (path, format) in roots {
+        let selection = match format {
+            Some(format) if *format != settings.format => discover(
+                path,
+                &DreamSettings {
+                    format: *format,
+                    ..settings.clone()
+                },
+            )?,
+            _ => discover(path, settings)?,
+        };
+        read.files_found += selection.stats.files_found;
+        read.files_skipped.extend(selection.stats.files_skipped);
+        sessions.extend(selection.sessions);
+    }
+    if roots.len() > 1 {
+        // Each root kept its most recent; together the agent keeps its most recent.
+        sessions.sort_by(|a, b| (a.started, &a.id, &a.path).cmp(&(b.started, &b.id, &b.path)));
+        let excess = sessions.len().saturating_sub(settings.lookback_sessions);
+        sessions.drain(..excess);
+    }
+    let mut seen = HashSet::new();
+    sessions.retain(|session| {
+        let first = seen.insert(session.id.clone());
+        if !first {
+            read.files_skipped.push(SkippedFile {
+                path: session.path.display().to_string(),
+                reason: format!("duplicate of session {}: counted once", session.id),
+            });
+        }
+        first
+    });
+    Ok(sessions)
+}
+
 /// The lookback, applied while discovering: age and labels filter each session as it is read,
 /// and a min-heap keeps only the `lookback_sessions` most recent, so that memory follows the
 /// lookback, not the number of files under the root.
