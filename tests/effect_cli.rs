@@ -36,6 +36,12 @@ fn later_sessions(sessions: &Path) {
     effect::write_sessions(sessions, 60, 60, 2, true).unwrap();
 }
 
+/// `reverie effect --output json` over `sessions` and `memory`.
+fn effect_json(sessions: &str, memory: &str) -> Value {
+    let output = reverie(&["effect", "--sessions", sessions, "--memory", memory, "--output", "json"]);
+    serde_json::from_str(&stdout(&output)).unwrap()
+}
+
 fn lesson_ids(memory: &Path) -> (String, String) {
     let doc: Value = serde_yaml::from_str(&std::fs::read_to_string(memory).unwrap()).unwrap();
     let lessons = doc["sections"]
@@ -78,16 +84,7 @@ fn the_lesson_that_helped_is_kept_and_the_one_that_did_not_is_proposed_for_archi
     let (address, email) = lesson_ids(&memory);
 
     // Before any later session: nothing to compare yet.
-    let early: Value = serde_json::from_str(&stdout(&reverie(&[
-        "effect",
-        "--sessions",
-        sessions_arg,
-        "--memory",
-        memory_arg,
-        "--output",
-        "json",
-    ])))
-    .unwrap();
+    let early = effect_json(sessions_arg, memory_arg);
     for lesson in early["lessons"].as_array().unwrap() {
         assert_eq!(lesson["verdict"], "too-early", "{lesson}");
         assert_eq!(lesson["before"]["sessions"], 60);
@@ -95,16 +92,7 @@ fn the_lesson_that_helped_is_kept_and_the_one_that_did_not_is_proposed_for_archi
     }
 
     later_sessions(&sessions);
-    let measured: Value = serde_json::from_str(&stdout(&reverie(&[
-        "effect",
-        "--sessions",
-        sessions_arg,
-        "--memory",
-        memory_arg,
-        "--output",
-        "json",
-    ])))
-    .unwrap();
+    let measured = effect_json(sessions_arg, memory_arg);
     let lesson = |id: &str| {
         measured["lessons"]
             .as_array()

@@ -257,6 +257,14 @@ pub async fn wait_finished_run(api: &Api<DreamSchedule>, schedule: &str, agent: 
     last_run(Some(&finished), agent).ok_or_else(|| anyhow!("no run of {agent} in {schedule}"))
 }
 
+/// Waits until `schedule` is Ready, asks it for a pass now and returns `agent`'s finished run:
+/// the first pass of a test.
+pub async fn first_pass(api: &Api<DreamSchedule>, schedule: &str, agent: &str) -> Result<AgentRun> {
+    wait_for(api, schedule, "Ready", has_condition("Ready", "True")).await?;
+    dream_now(api, schedule, "1").await?;
+    wait_finished_run(api, schedule, agent).await
+}
+
 /// Waits until the agent reports memory revision `revision` for its current generation
 /// (`MemoryReady`), and returns it.
 pub async fn wait_revision(api: &Api<Agent>, name: &str, revision: u64) -> Result<Agent> {

@@ -11,8 +11,8 @@ use reverie::api::{Agent, DreamSchedule, MemoryProposal};
 use reverie_api::test_support::DreamScheduleBuilder;
 use reverie_dev::effect::{FIXED_TOOL, RECURRING_TOOL, write_sessions};
 use reverie_e2e::{
-    OperatorProcess, TestNamespace, apply, client, dream_now, dreaming_agent, has_condition, install_crds, wait_digest,
-    wait_finished_run, wait_for, wait_revision,
+    OperatorProcess, TestNamespace, apply, client, dream_now, dreaming_agent, first_pass, install_crds, wait_digest,
+    wait_for, wait_revision,
 };
 use serde_json::json;
 
@@ -39,13 +39,9 @@ async fn the_next_pass_measures_the_approved_lessons_and_proposes_archiving_the_
         })
         .build();
     apply(&schedules, &schedule).await.unwrap();
-    wait_for(&schedules, "nightly", "Ready", has_condition("Ready", "True"))
-        .await
-        .unwrap();
 
     // The first pass learns both mistakes; a reviewer approves: revision 2 holds them.
-    dream_now(&schedules, "nightly", "1").await.unwrap();
-    let first = wait_finished_run(&schedules, "nightly", "support").await.unwrap();
+    let first = first_pass(&schedules, "nightly", "support").await.unwrap();
     let learned = first.proposal.clone().expect("a proposal with the two lessons");
     let proposal = proposals.get(&learned).await.unwrap();
     let lesson_from = |tool: &str| {

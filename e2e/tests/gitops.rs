@@ -63,13 +63,7 @@ async fn a_dream_pushed_to_git_and_merged_approved_is_applied() {
         })
         .build();
     apply(&schedules, &schedule).await.unwrap();
-    wait_for(&schedules, "nightly", "Ready", has_condition("Ready", "True"))
-        .await
-        .unwrap();
-    reverie_e2e::dream_now(&schedules, "nightly", "1").await.unwrap();
-    let run = reverie_e2e::wait_finished_run(&schedules, "nightly", "support")
-        .await
-        .unwrap();
+    let run = reverie_e2e::first_pass(&schedules, "nightly", "support").await.unwrap();
     assert_eq!(run.result, "Succeeded", "{:?}", run.message);
     let name = run.proposal.clone().expect("the pass names its proposal");
     assert!(

@@ -160,13 +160,7 @@ async fn an_instrumented_agent_s_spans_reach_a_dream_through_the_opentelemetry_c
     )
     .await
     .unwrap();
-    wait_for(&schedules, "nightly", "Ready", has_condition("Ready", "True"))
-        .await
-        .unwrap();
-    reverie_e2e::dream_now(&schedules, "nightly", "1").await.unwrap();
-    let run = reverie_e2e::wait_finished_run(&schedules, "nightly", "support")
-        .await
-        .unwrap();
+    let run = reverie_e2e::first_pass(&schedules, "nightly", "support").await.unwrap();
     assert_eq!(run.result, "Succeeded", "{run:?}");
     assert_eq!(run.sessions_reviewed, Some(CONVERSATIONS as u64), "{run:?}");
     let proposal = ns

@@ -72,16 +72,11 @@ fn stream_corpus(meter: &mut EffectMeter, seed: u64, before: Draw, after: Draw) 
     for (draw, sign, revision) in sides {
         for _ in 0..draw.sessions {
             index += 1;
-            let meta = SessionMeta {
-                id: format!("s-{index}"),
-                agent: None,
-                started: at(ADOPTED_AT + sign * (100_000 - index * 10)),
-                labels: Default::default(),
-                path: Default::default(),
-                bytes: 0,
-                format: Default::default(),
-                memory_revision: Some(revision),
-            };
+            let meta = session_meta(
+                format!("s-{index}"),
+                at(ADOPTED_AT + sign * (100_000 - index * 10)),
+                Some(revision),
+            );
             meter.start_session(&meta);
             meter.record(Record::ToolCall {
                 name: "lookup_order",
@@ -108,6 +103,20 @@ fn stream_corpus(meter: &mut EffectMeter, seed: u64, before: Draw, after: Draw) 
             });
             meter.end_session();
         }
+    }
+}
+
+/// A session of no agent, labels or file: what the meter reads of one.
+fn session_meta(id: String, started: Timestamp, memory_revision: Option<u64>) -> SessionMeta {
+    SessionMeta {
+        id,
+        agent: None,
+        started,
+        labels: Default::default(),
+        path: Default::default(),
+        bytes: 0,
+        format: Default::default(),
+        memory_revision,
     }
 }
 
@@ -268,16 +277,7 @@ fn sessions_are_attributed_by_revision_and_by_time_without_one() {
         (ADOPTED_AT + 60, None),
     ];
     for (i, (started, revision)) in sessions.into_iter().enumerate() {
-        meter.start_session(&SessionMeta {
-            id: format!("s-{i}"),
-            agent: None,
-            started: at(started),
-            labels: Default::default(),
-            path: Default::default(),
-            bytes: 0,
-            format: Default::default(),
-            memory_revision: revision,
-        });
+        meter.start_session(&session_meta(format!("s-{i}"), at(started), revision));
         meter.end_session();
     }
     let effect = meter.finish().lessons.remove(0);
@@ -301,16 +301,7 @@ fn workflows_statements_and_actions_are_recognised_in_later_sessions() {
         lesson("a", action, Some(2)),
     ]);
     let mut meter = EffectMeter::new(&memory, EffectSettings::default(), RuleSources::default());
-    let meta = |i: u32| SessionMeta {
-        id: format!("s-{i}"),
-        agent: None,
-        started: at(ADOPTED_AT + 10),
-        labels: Default::default(),
-        path: Default::default(),
-        bytes: 0,
-        format: Default::default(),
-        memory_revision: Some(2),
-    };
+    let meta = |i: u32| session_meta(format!("s-{i}"), at(ADOPTED_AT + 10), Some(2));
     // Session 0: the sequence with a repeat in between (collapsed), a restated rule in other
     // words, and the action.
     meter.start_session(&meta(0));
@@ -366,16 +357,11 @@ fn a_workflow_that_became_common_is_effective_and_entries_without_a_pattern_are_
     let mut meter = EffectMeter::new(&memory, EffectSettings::default(), RuleSources::default());
     for i in 0..40 {
         let after = i >= 20;
-        meter.start_session(&SessionMeta {
-            id: format!("s-{i}"),
-            agent: None,
-            started: at(ADOPTED_AT),
-            labels: Default::default(),
-            path: Default::default(),
-            bytes: 0,
-            format: Default::default(),
-            memory_revision: Some(if after { 2 } else { 1 }),
-        });
+        meter.start_session(&session_meta(
+            format!("s-{i}"),
+            at(ADOPTED_AT),
+            Some(if after { 2 } else { 1 }),
+        ));
         // Before: the steps in 4 of 20 sessions; after: in 18 of 20.
         let follows = if after { i % 10 != 0 } else { i % 5 == 0 };
         let tools: &[&str] = if follows {
