@@ -188,7 +188,7 @@ fn source_line(proposal: &MemoryProposal) -> Option<String> {
 }
 
 /// The last line: the digest and the exact approve command, or why there is nothing to approve.
-fn last_line(proposal: &MemoryProposal, name: &str, namespace: &str) -> String {
+pub fn last_line(proposal: &MemoryProposal, name: &str, namespace: &str) -> String {
     let status = proposal.status.clone().unwrap_or_default();
     match reviewable(proposal) {
         Reviewable::Unseen => format!(
@@ -230,7 +230,8 @@ fn last_line(proposal: &MemoryProposal, name: &str, namespace: &str) -> String {
     }
 }
 
-fn counts(changes: &[ProposedChange]) -> (usize, usize, usize) {
+/// Additions, archivals and other changes (update, merge, move, reinforce).
+pub fn counts(changes: &[ProposedChange]) -> (usize, usize, usize) {
     changes
         .iter()
         .fold((0, 0, 0), |(add, archive, other), change| match change.op {

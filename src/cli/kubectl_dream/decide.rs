@@ -41,14 +41,14 @@ impl Verdict {
         }
     }
 
-    fn gerund(self) -> &'static str {
+    pub fn gerund(self) -> &'static str {
         match self {
             Verdict::Approve => "approving",
             Verdict::Reject => "rejecting",
         }
     }
 
-    fn past(self) -> &'static str {
+    pub fn past(self) -> &'static str {
         match self {
             Verdict::Approve => "approved",
             Verdict::Reject => "rejected",
@@ -73,28 +73,9 @@ pub(super) async fn run(
     let reviewer = session.whoami().await?;
     // Said before the write, so a reviewer on the wrong context sees it before it counts.
     eprintln!("{} as {reviewer}", verdict.gerund());
-    let patch = approval_patch(
-        &proposal,
-        verdict.decision(),
-        &digest,
-        &reviewer,
-        args.comment.as_deref(),
-    )?;
-    let written = match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-        Ok(written) => written,
-        Err(kube::Error::Api(status)) if status.code == 409 => {
-            return Err(format!(
-                "the proposal changed since you read it; run `kubectl dream diff {name} {}` again",
-                namespace_flag(&session.namespace)
-            ));
-        }
-        Err(e) => {
-            return Err(api_error(
-                &format!("cannot write the decision on memoryproposal {name}"),
-                &e,
-            ));
-        }
-    };
+    let written = write_decision(&api, &proposal, verdict, &digest, &reviewer, args.comment.as_deref())
+        .await
+        .map_err(|e| decision_error(name, &session.namespace, &e))?;
     match output {
         Output::Table => Ok(format!(
             "memoryproposal/{} {} by {reviewer} (digest {digest})\n",
@@ -102,6 +83,34 @@ pub(super) async fn run(
             verdict.past()
         )),
         _ => serialize(&written, output),
+    }
+}
+
+/// Records the decision on the proposal as read: the one write `approve`, `reject` and the
+/// dashboard's buttons make, so a decision means the same wherever it was taken.
+pub async fn write_decision(
+    api: &Api<MemoryProposal>,
+    proposal: &MemoryProposal,
+    verdict: Verdict,
+    digest: &str,
+    reviewer: &str,
+    comment: Option<&str>,
+) -> Result<MemoryProposal, kube::Error> {
+    let patch = approval_patch(proposal, verdict.decision(), digest, reviewer, comment)
+        .map_err(|message| kube::Error::Service(message.into()))?;
+    api.patch(&proposal.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+}
+
+/// A failed decision write as a person reads it: a conflict says to look again, anything else
+/// is the API server's own answer (a denial by RBAC or the approval policy among them).
+pub fn decision_error(name: &str, namespace: &str, error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if status.code == 409 => format!(
+            "the proposal changed since you read it; run `kubectl dream diff {name} {}` again",
+            namespace_flag(namespace)
+        ),
+        _ => api_error(&format!("cannot write the decision on memoryproposal {name}"), error),
     }
 }
 

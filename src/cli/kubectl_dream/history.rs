@@ -16,7 +16,9 @@ use crate::api::dream_schedule::LessonCounts;
 use crate::api::effect::LessonEffect;
 use crate::api::{Agent, DreamSchedule, MemoryProposal};
 use crate::store::configmap::current_name;
-use crate::store::{AGENT_LABEL, DIGEST_ANNOTATION, REVISION_ANNOTATION, REVISION_LABEL, UPDATE_ANNOTATION};
+use crate::store::{
+    AGENT_LABEL, DIGEST_ANNOTATION, REVISION_ANNOTATION, REVISION_LABEL, TOKENS_ANNOTATION, UPDATE_ANNOTATION,
+};
 
 /// An agent's revisions, newest first.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -48,6 +50,9 @@ pub struct Revision {
     /// The update that wrote it (`proposal/...`, `agent-spec/...`), from its snapshot.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub update: Option<String>,
+    /// Its estimated size in tokens, from its snapshot (or the agent's status, when current).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
 }
 
 pub(super) async fn run(session: &Session, output: Output, agent_name: &str) -> Result<String, String> {
@@ -57,7 +62,17 @@ pub(super) async fn run(session: &Session, output: Output, agent_name: &str) -> 
         .await
         .map_err(|e| api_error(&format!("cannot read agent {agent_name}"), &e))?
         .ok_or_else(|| format!("agent {agent_name} not found in namespace {}", session.namespace))?;
-    let configmaps = Api::<ConfigMap>::namespaced(session.client.clone(), &session.namespace);
+    let history = read_history(&session.client, &session.namespace, &agent).await?;
+    match output {
+        Output::Table => Ok(render_history(&history, Timestamp::now())),
+        _ => serialize(&history, output),
+    }
+}
+
+/// The agent's revisions: its status history joined with the snapshots kept in `namespace`.
+pub async fn read_history(client: &kube::Client, namespace: &str, agent: &Agent) -> Result<History, String> {
+    let agent_name = agent.name_any();
+    let configmaps = Api::<ConfigMap>::namespaced(client.clone(), namespace);
     let snapshots = configmaps
         .list(&ListParams::default().labels(&format!("{AGENT_LABEL}={agent_name},{REVISION_LABEL}")))
         .await
@@ -66,16 +81,12 @@ pub(super) async fn run(session: &Session, output: Output, agent_name: &str) -> 
     let current = match agent.status.as_ref().and_then(|s| s.memory.as_ref()) {
         Some(memory) => Some(memory.revision),
         None => configmaps
-            .get_opt(&current_name(agent_name))
+            .get_opt(&current_name(&agent_name))
             .await
-            .map_err(|e| api_error(&format!("cannot read ConfigMap {}", current_name(agent_name)), &e))?
+            .map_err(|e| api_error(&format!("cannot read ConfigMap {}", current_name(&agent_name)), &e))?
             .and_then(|c| c.annotations().get(REVISION_ANNOTATION)?.parse().ok()),
     };
-    let history = build_history(&agent, &snapshots, current);
-    match output {
-        Output::Table => Ok(render_history(&history, Timestamp::now())),
-        _ => serialize(&history, output),
-    }
+    Ok(build_history(agent, &snapshots, current))
 }
 
 /// The effect of an agent's lessons, as the newest proposal that measured them records it.
@@ -108,23 +119,29 @@ pub struct LatestPass {
 }
 
 pub(super) async fn run_effect(session: &Session, output: Output, agent_name: &str) -> Result<String, String> {
-    let proposals = Api::<MemoryProposal>::namespaced(session.client.clone(), &session.namespace);
+    let history = read_effect(&session.client, &session.namespace, agent_name).await?;
+    match output {
+        Output::Table => Ok(render_effect(&history, Timestamp::now())),
+        _ => serialize(&history, output),
+    }
+}
+
+/// The effect of the agent's lessons as recorded in `namespace`'s proposals and schedules.
+pub async fn read_effect(client: &kube::Client, namespace: &str, agent_name: &str) -> Result<EffectHistory, String> {
+    let proposals = Api::<MemoryProposal>::namespaced(client.clone(), namespace);
     let listed = proposals
         .list(&ListParams::default())
         .await
         .map_err(|e| api_error("cannot list MemoryProposals", &e))?
         .items;
-    let schedules = Api::<DreamSchedule>::namespaced(session.client.clone(), &session.namespace)
+    let schedules = Api::<DreamSchedule>::namespaced(client.clone(), namespace)
         .list(&ListParams::default())
         .await
         .map_err(|e| api_error("cannot list DreamSchedules", &e))?
         .items;
     let mut history = latest_effect(agent_name, &listed);
     history.latest_pass = latest_pass(agent_name, &schedules);
-    match output {
-        Output::Table => Ok(render_effect(&history, Timestamp::now())),
-        _ => serialize(&history, output),
-    }
+    Ok(history)
 }
 
 /// The effects recorded by the agent's newest proposal that carries any.
@@ -244,6 +261,7 @@ pub fn build_history(agent: &Agent, snapshots: &[ConfigMap], current: Option<u64
             row.proposal = update.as_deref().and_then(proposal_of_update);
         }
         row.update = update;
+        row.tokens = annotations.get(TOKENS_ANNOTATION).and_then(|t| t.parse().ok());
         if row.digest.is_none() {
             row.digest = annotations.get(DIGEST_ANNOTATION).cloned();
         }
@@ -264,6 +282,10 @@ pub fn build_history(agent: &Agent, snapshots: &[ConfigMap], current: Option<u64
         });
         if let Some(row) = revisions.get_mut(&current) {
             row.current = true;
+            let loaded = agent.status.as_ref().and_then(|s| s.memory.as_ref());
+            if let Some(memory) = loaded.filter(|m| m.revision == current) {
+                row.tokens = row.tokens.or(Some(memory.tokens));
+            }
         }
     }
     History {

@@ -7,7 +7,6 @@ use kube::{Api, ResourceExt};
 
 use super::{Output, Session, api_error, format_table, serialize};
 use crate::api::MemoryProposal;
-use crate::api::memory_proposal::ChangeOp;
 
 pub(super) async fn run(session: &Session, output: Output, all_namespaces: bool) -> Result<String, String> {
     let api = if all_namespaces {
@@ -26,15 +25,7 @@ pub(super) async fn run(session: &Session, output: Output, all_namespaces: bool)
 
 /// Additions, archivals and restructurings (update, merge, move, reinforce) in a proposal.
 pub fn change_counts(proposal: &MemoryProposal) -> (usize, usize, usize) {
-    proposal
-        .spec
-        .changes
-        .iter()
-        .fold((0, 0, 0), |(add, archive, other), change| match change.op {
-            ChangeOp::Add => (add + 1, archive, other),
-            ChangeOp::Archive => (add, archive + 1, other),
-            _ => (add, archive, other + 1),
-        })
+    crate::api::review::counts(&proposal.spec.changes)
 }
 
 /// A short age like kubectl's: `45s`, `12m`, `5h`, `3d`.

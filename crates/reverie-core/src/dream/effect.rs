@@ -294,40 +294,45 @@ impl LessonEffect {
     }
 }
 
+impl EffectRow {
+    /// The column titles of an effect table.
+    pub const HEADER: [&'static str; 5] = ["LESSON", "ADOPTED", "BEFORE → AFTER", "OUTCOME CHANGE", "VERDICT"];
+
+    /// The row's cells under [`EffectRow::HEADER`], as the terminal and the dashboard show them.
+    pub fn cells(&self) -> [String; 5] {
+        let adopted = match self.adopted.revision {
+            Some(revision) => format!("r{revision} {}", self.adopted.at.strftime("%Y-%m-%d")),
+            None => self.adopted.at.strftime("%Y-%m-%d").to_string(),
+        };
+        let side = |s: &Side| format!("{} of {}", percent(s.rate), s.sessions);
+        let outcome = self.outcome_change.map_or_else(
+            || "-".to_string(),
+            |c| {
+                format!(
+                    "{} ({} to {})",
+                    signed_outcome(c.difference),
+                    signed_outcome(c.low),
+                    signed_outcome(c.high)
+                )
+            },
+        );
+        [
+            one_line(&self.text, 60),
+            adopted,
+            format!("{} → {}", side(&self.before), side(&self.after)),
+            outcome,
+            self.verdict.as_str().to_string(),
+        ]
+    }
+}
+
 /// The effect table a person reads: one row per lesson.
 pub fn render_table(lessons: &[EffectRow]) -> String {
     if lessons.is_empty() {
         return "No lesson in this memory names the pattern it was learned from: nothing to measure.\n".into();
     }
-    let rows: Vec<[String; 5]> = lessons
-        .iter()
-        .map(|l| {
-            let adopted = match l.adopted.revision {
-                Some(revision) => format!("r{revision} {}", l.adopted.at.strftime("%Y-%m-%d")),
-                None => l.adopted.at.strftime("%Y-%m-%d").to_string(),
-            };
-            let side = |s: &Side| format!("{} of {}", percent(s.rate), s.sessions);
-            let outcome = l.outcome_change.map_or_else(
-                || "-".to_string(),
-                |c| {
-                    format!(
-                        "{} ({} to {})",
-                        signed_outcome(c.difference),
-                        signed_outcome(c.low),
-                        signed_outcome(c.high)
-                    )
-                },
-            );
-            [
-                one_line(&l.text, 60),
-                adopted,
-                format!("{} → {}", side(&l.before), side(&l.after)),
-                outcome,
-                l.verdict.as_str().to_string(),
-            ]
-        })
-        .collect();
-    let header = ["LESSON", "ADOPTED", "BEFORE → AFTER", "OUTCOME CHANGE", "VERDICT"];
+    let rows: Vec<[String; 5]> = lessons.iter().map(EffectRow::cells).collect();
+    let header = EffectRow::HEADER;
     let mut widths = header.map(|h| h.chars().count());
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
