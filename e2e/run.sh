@@ -20,6 +20,9 @@ export PATH="$K8S_BIN_DIR:$PATH"
 OTELCOL_BIN="$(bash e2e/peers/install-otelcol.sh)"
 AGENT_PYTHON="$(bash e2e/peers/install-python-agent.sh)"
 export OTELCOL_BIN AGENT_PYTHON
+# The dashboard's browser tests: Debian's Chromium and ChromeDriver.
+CHROMEDRIVER_BIN="$(bash e2e/peers/install-chromium.sh)"
+export CHROMEDRIVER_BIN
 
 if [[ -n "${KUBECONFIG:-}" ]] && kubectl --request-timeout=5s version >/dev/null 2>&1; then
   echo "e2e: using the cluster in KUBECONFIG=$KUBECONFIG" >&2

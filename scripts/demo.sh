@@ -114,6 +114,9 @@ wait_until "the second dream's proposal" bash -c "p=\"\$(kubectl -n '$NAMESPACE'
 say "Did the approved lessons help? kubectl dream history support-bot --effect"
 kubectl dream history support-bot -n "$NAMESPACE" --effect
 
+say "Review in your browser: the dashboard serves these pages on this machine, with your credentials"
+echo "  kubectl dream dashboard -n $NAMESPACE   # then open http://127.0.0.1:3100 (Ctrl-C stops it)"
+
 say "Done. To clean up:"
 cat >&2 <<EOF
   kubectl delete namespace $NAMESPACE          # the agent, its memory and proposals

@@ -33,6 +33,8 @@ use tokio::process::{Child, Command};
 /// Default time a test waits for the cluster to reach a state.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
+pub mod browser;
+
 /// The repository root (the e2e crate lives in `e2e/`).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -343,7 +345,7 @@ where
         .with_context(|| format!("applying {name}"))
 }
 
-fn free_port() -> Result<u16> {
+pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 

@@ -70,6 +70,11 @@ fn the_demo_installs_the_chart_and_a_dream_is_approved_and_applied() {
             && stdout.contains("cut its mistake from 19% to 0% of sessions (32 before, 12 after"),
         "the demo shows the effect of the approved lessons:\n{stdout}"
     );
+    // It ends with the command that opens the review pages.
+    assert!(
+        stdout.contains(&format!("kubectl dream dashboard -n {namespace}")),
+        "the demo prints the dashboard command:\n{stdout}"
+    );
     assert!(
         uninstall.status.success(),
         "{}",

@@ -8,6 +8,7 @@
 //! it writes) separate from the few API calls around it, so the pure part is tested without a
 //! cluster.
 
+pub mod dashboard;
 pub mod decide;
 pub mod diff;
 pub mod edit;
@@ -112,6 +113,8 @@ pub enum DreamCommand {
         /// The MemoryProposal.
         name: String,
     },
+    /// Serve the review pages on this machine, with your credentials; prints the URL.
+    Dashboard(dashboard::DashboardArgs),
 }
 
 /// Runs the plugin command line. The error is one line, shown as `error: <line>`.
@@ -124,6 +127,7 @@ async fn dispatch(cli: DreamCli) -> Result<(), String> {
     let session = connect(&cli).await?;
     let output = cli.output;
     let text = match cli.command {
+        DreamCommand::Dashboard(args) => dashboard::run(session, &args).await?,
         DreamCommand::List { all_namespaces } => list::run(&session, output, all_namespaces).await?,
         DreamCommand::Diff { name, color } => diff::run(&session, output, &name, color).await?,
         DreamCommand::Approve(args) => decide::run(&session, output, &args, decide::Verdict::Approve).await?,
