@@ -5,15 +5,17 @@
 //! open page without a reload. Screenshots of each page go to the test output.
 
 use fantoccini::Locator;
+use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::api::rbac::v1::{ClusterRole, Role, RoleBinding};
 use kube::Api;
+use kube::api::ListParams;
 use reverie::api::memory_proposal::Phase;
 use reverie::api::{Agent, DreamSchedule, MemoryProposal};
 use reverie_api::test_support::DreamScheduleBuilder;
 use reverie_e2e::browser::{Browser, Dashboard};
 use reverie_e2e::{
-    OperatorProcess, TestNamespace, apply, client, copy_example_sessions, dreaming_agent, first_pass, install_crds,
-    repo_root, wait_digest, wait_phase, wait_revision,
+    OperatorProcess, TIMEOUT, TestNamespace, apply, client, copy_example_sessions, dreaming_agent, first_pass,
+    install_crds, repo_root, wait_digest, wait_phase, wait_revision, within,
 };
 use serde_json::json;
 
@@ -102,6 +104,16 @@ async fn a_reviewer_works_through_the_queue_in_a_browser() {
         .find_map(|c| c.evidence.as_ref()?.sessions.first().cloned())
         .expect("a change names an example session");
     let role = roles(&client, n, "rita", "wes").await;
+    // The example transcripts hold injection attempts: the pass refused them and said so.
+    let events: Api<Event> = Api::namespaced(client.clone(), n);
+    let injections = ListParams::default().fields("reason=SuspectedInjection");
+    within(TIMEOUT, async {
+        while events.list(&injections).await.unwrap().items.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("the SuspectedInjection event");
 
     let rita = Dashboard::start(&["-n", n, "--as", "rita"]).await.unwrap();
     let wes = Dashboard::start(&["-n", n, "--as", "wes"]).await.unwrap();
@@ -118,6 +130,20 @@ async fn a_reviewer_works_through_the_queue_in_a_browser() {
         "1"
     );
     assert_eq!(browser.text("#user").await.unwrap(), "rita");
+    browser
+        .wait_text("#live-status", |status| status == "live")
+        .await
+        .unwrap();
+    let reported = r#"tr[data-agent="support"] td.injections"#;
+    assert!(browser.text(reported).await.unwrap().contains("report"));
+    page.find(Locator::Css(&format!("{reported} summary")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let report = browser.text(&format!("{reported} details p")).await.unwrap();
+    assert!(report.contains("suspected injection"), "{report}");
     browser.screenshot("dashboard-agents").await.unwrap();
 
     // The queue lists the dream's proposal with its counts.

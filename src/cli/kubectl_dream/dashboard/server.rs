@@ -308,18 +308,25 @@ mod tests {
 
     use super::*;
     use crate::cli::kubectl_dream::dashboard::Scope;
+    use crate::cli::kubectl_dream::dashboard::live::Health;
 
-    /// A dashboard whose API server is unreachable: what these tests send must be answered
-    /// before any API request (one would fail with 502).
-    fn state() -> State {
+    /// A dashboard whose API server is unreachable (what these tests send must be answered
+    /// before any API request; one would fail with 502), and the sender of its watch state.
+    fn dashboard() -> (State, tokio::sync::watch::Sender<Health>) {
         let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
         let client = kube::Client::try_from(config).unwrap();
-        State {
+        let (changes, watches) = Changes::manual();
+        let state = State {
             cluster: Cluster::new(client, Scope::Namespace("team".into())),
             user: "rita".into(),
             guard: Guard::with_token("127.0.0.1:3100".parse().unwrap(), "tok".into()),
-            changes: Changes::none(),
-        }
+            changes,
+        };
+        (state, watches)
+    }
+
+    fn state() -> State {
+        dashboard().0
     }
 
     fn request(method: &str, uri: &str, host: &str) -> http::request::Builder {
@@ -373,6 +380,41 @@ mod tests {
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         let response = send(post(form("tok"), "http://evil.example")).await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    }
+
+    /// The next server-sent event of `body`, as its text.
+    async fn next_event(body: &mut Body) -> String {
+        use http_body_util::BodyExt;
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(10), body.frame())
+            .await
+            .expect("an event within 10s")
+            .expect("the stream is open")
+            .unwrap();
+        String::from_utf8(frame.into_data().unwrap().to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_event_stream_says_the_count_now_then_each_change_and_each_failing_watch() {
+        let (state, watches) = dashboard();
+        watches.send_modify(|h| h.changes = 4);
+        let response = router(state)
+            .oneshot(request("GET", "/events", "127.0.0.1:3100").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
+        let mut body = response.into_body();
+        // What a page rendered at an older count needs to know at once.
+        assert_eq!(next_event(&mut body).await, "event: change\ndata: 4\n\n");
+        assert_eq!(next_event(&mut body).await, "event: healthy\ndata: ok\n\n");
+        watches.send_modify(|h| h.changes = 5);
+        assert_eq!(next_event(&mut body).await, "event: change\ndata: 5\n\n");
+        watches.send_modify(|h| {
+            h.problems.insert("agents", "forbidden".into());
+        });
+        assert_eq!(
+            next_event(&mut body).await,
+            "event: problem\ndata: cannot watch agents: forbidden\n\n"
+        );
     }
 
     #[tokio::test]

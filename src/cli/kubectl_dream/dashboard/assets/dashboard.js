@@ -42,8 +42,9 @@
 
   if (!window.EventSource) return;
   const source = new EventSource("/events");
-  source.addEventListener("open", () => say("live", "live"));
   source.addEventListener("error", () => say("reconnecting…", "offline"));
+  source.addEventListener("problem", (event) => say("not live: " + event.data, "offline"));
+  source.addEventListener("healthy", () => say("live", "live"));
   source.addEventListener("change", (event) => {
     if (Number(event.data) <= seen) return;
     clearTimeout(timer);
