@@ -334,6 +334,8 @@ fn usage_errors_exit_2() {
         &["rollback", "support", "--to-revision", "two"],
         &["diff", "p", "--color", "sometimes"],
         &["list", "-o", "wide"],
+        &["dashboard", "--port", "http"],
+        &["dashboard", "--address", "localhost"],
         &["frobnicate"],
     ] {
         let output = kubectl_dream(args, None);
@@ -348,13 +350,35 @@ fn help_lists_every_command_and_exits_0() {
     assert_eq!(output.status.code(), Some(0));
     let help = String::from_utf8_lossy(&output.stdout);
     for command in [
-        "list", "diff", "approve", "reject", "run", "history", "rollback", "edit",
+        "list",
+        "diff",
+        "approve",
+        "reject",
+        "run",
+        "history",
+        "rollback",
+        "edit",
+        "dashboard",
     ] {
         assert!(help.contains(&format!("\n  {command} ")), "{command}: {help}");
     }
     for flag in ["--namespace", "--context", "--kubeconfig", "--output"] {
         assert!(help.contains(flag), "{flag}: {help}");
     }
+}
+
+#[test]
+fn the_dashboard_refuses_a_remote_address_before_touching_the_cluster() {
+    // No kubeconfig at all: the flag is refused first, with the way to allow it.
+    let output = kubectl_dream(&["dashboard", "--address", "0.0.0.0"], None);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("is not a loopback address") && err.contains("--allow-remote"),
+        "{err}"
+    );
+    assert!(output.stdout.is_empty());
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
@@ -409,6 +433,7 @@ fn an_unreachable_server_is_one_error_line_and_exit_1() {
         &["history", "support"],
         &["rollback", "support", "--to-revision", "1"],
         &["edit", "p"],
+        &["dashboard", "--port", "0"],
     ] {
         let output = kubectl_dream(args, Some(&kubeconfig));
         assert_eq!(output.status.code(), Some(1), "{args:?}");

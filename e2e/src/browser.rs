@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::{TIMEOUT, free_port, reverie_bin};
+use crate::{TIMEOUT, free_port, kubectl_dream_bin, reverie_bin};
 
 /// Flags Chromium needs here: headless as root, and no calls home (a closed network refuses
 /// them, many at a time).
@@ -180,8 +180,7 @@ impl Dashboard {
     /// Starts the dashboard on a free port with `args` (e.g. `-n NS --as USER`) and waits for
     /// the URL it prints.
     pub async fn start(args: &[&str]) -> Result<Self> {
-        let bin = std::env::var("KUBECTL_DREAM_BIN")
-            .map_or_else(|_| reverie_bin().with_file_name("kubectl-dream"), PathBuf::from);
+        let bin = kubectl_dream_bin();
         let mut child = Command::new(&bin)
             .args(["dashboard", "--port", "0"])
             .args(args)

@@ -52,6 +52,11 @@ pub fn reverie_bin() -> PathBuf {
     target.join("debug").join("reverie")
 }
 
+/// The `kubectl-dream` plugin under test: `$KUBECTL_DREAM_BIN`, else next to `reverie`.
+pub fn kubectl_dream_bin() -> PathBuf {
+    std::env::var("KUBECTL_DREAM_BIN").map_or_else(|_| reverie_bin().with_file_name("kubectl-dream"), PathBuf::from)
+}
+
 /// A fresh copy of `examples/sessions` (the README's example transcripts) at `dir`: dream
 /// passes read it as an agent's sessions folder.
 pub fn copy_example_sessions(dir: &Path) -> PathBuf {

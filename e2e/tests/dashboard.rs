@@ -58,7 +58,7 @@ async fn roles(client: &kube::Client, namespace: &str, reviewer: &str, reader: &
 
 /// Runs `kubectl dream <args> -n <namespace>`; asserts it succeeded.
 async fn kubectl_dream(namespace: &str, args: &[&str]) -> String {
-    let bin = reverie_e2e::reverie_bin().with_file_name("kubectl-dream");
+    let bin = reverie_e2e::kubectl_dream_bin();
     let output = tokio::process::Command::new(&bin)
         .args(args)
         .args(["-n", namespace])

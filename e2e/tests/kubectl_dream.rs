@@ -15,16 +15,12 @@ use reverie::api::memory_proposal::{ChangeOp, Decision, Phase, ProposedChange};
 use reverie::api::{Agent, DreamSchedule, MemoryProposal};
 use reverie_api::test_support::{self, AgentBuilder, DreamScheduleBuilder, MemoryProposalBuilder};
 use reverie_e2e::{
-    OperatorProcess, TestNamespace, apply, client, install_crds, memory_md, reverie_bin, wait_digest, wait_for,
+    OperatorProcess, TestNamespace, apply, client, install_crds, kubectl_dream_bin, memory_md, wait_digest, wait_for,
     wait_phase, wait_revision,
 };
 use serde_json::{Value, json};
 
 /// The plugin under test: `$KUBECTL_DREAM_BIN`, else next to the `reverie` binary.
-fn kubectl_dream_bin() -> PathBuf {
-    std::env::var("KUBECTL_DREAM_BIN").map_or_else(|_| reverie_bin().with_file_name("kubectl-dream"), PathBuf::from)
-}
-
 /// Runs `kubectl-dream <args> -n <namespace>` with the test's kubeconfig (and `env`).
 async fn kubectl_dream(namespace: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
     let bin = kubectl_dream_bin();

@@ -306,7 +306,7 @@ fn source(row: &Revision) -> String {
 }
 
 /// `sha256:0123456789ab` (enough to tell revisions apart in a table).
-fn short_digest(digest: &str) -> String {
+pub fn short_digest(digest: &str) -> String {
     let (prefix, hex) = digest.split_once(':').unwrap_or(("", digest));
     let short: String = hex.chars().take(12).collect();
     if prefix.is_empty() {

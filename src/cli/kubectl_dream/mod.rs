@@ -124,6 +124,10 @@ pub fn run(cli: DreamCli) -> Result<(), String> {
 }
 
 async fn dispatch(cli: DreamCli) -> Result<(), String> {
+    // A flag mistake is said before anything is asked of the cluster.
+    if let DreamCommand::Dashboard(args) = &cli.command {
+        dashboard::listen_address(args)?;
+    }
     let session = connect(&cli).await?;
     let output = cli.output;
     let text = match cli.command {

@@ -20,7 +20,7 @@ use crate::api::effect::{EffectVerdict, LessonEffect};
 use crate::api::memory_proposal::{ChangeOp, Evidence, MemoryProposal, ProposedChange};
 use crate::api::review::{counts, last_line, plural};
 use crate::api::rules::memory_proposal::{Reviewable, reviewable};
-use crate::cli::kubectl_dream::history::{EffectHistory, History};
+use crate::cli::kubectl_dream::history::{EffectHistory, History, short_digest};
 use crate::cli::kubectl_dream::short_age;
 use crate::dream::effect::EffectRow;
 
@@ -114,16 +114,6 @@ fn note_or<T>(part: &Part<T>, render: impl FnOnce(&T) -> Markup) -> Markup {
 
 fn age(time: Option<Timestamp>, now: Timestamp) -> String {
     time.map_or_else(|| "-".to_string(), |t| format!("{} ago", short_age(t, now)))
-}
-
-fn short_digest(digest: &str) -> String {
-    let (prefix, hex) = digest.split_once(':').unwrap_or(("", digest));
-    let short: String = hex.chars().take(12).collect();
-    if prefix.is_empty() {
-        short
-    } else {
-        format!("{prefix}:{short}")
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
