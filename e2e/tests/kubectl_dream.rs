@@ -5,7 +5,6 @@
 //! path; and, with the approval admission policy installed, approvals are bound to who the API
 //! server says the caller is (impersonated users).
 
-use std::path::PathBuf;
 use std::process::Output;
 
 use k8s_openapi::api::core::v1::ConfigMap;
