@@ -167,8 +167,8 @@ async fn render_proposal(
     outcome: Option<Outcome>,
     status: StatusCode,
 ) -> Response {
-    if !state.cluster.scope.contains(namespace) {
-        return not_in_scope(state, namespace);
+    if let Some(refused) = refusal(state, namespace, name) {
+        return refused;
     }
     let seen = state.changes.seen();
     match state.cluster.proposal(namespace, name).await {
@@ -191,6 +191,22 @@ async fn render_proposal(
     }
 }
 
+/// The answer to a path naming an object this dashboard does not show; `None` when it does
+/// (in its namespaces, and spelled as Kubernetes names are: lower-case letters, digits, `-`
+/// and `.`, so nothing decoded from a URL reaches a header or a request unchecked).
+fn refusal(state: &State, namespace: &str, name: &str) -> Option<Response> {
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 253
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    };
+    if !valid(namespace) || !valid(name) {
+        return Some(state.problem(StatusCode::NOT_FOUND, "Not found", "There is no such page."));
+    }
+    (!state.cluster.scope.contains(namespace)).then(|| not_in_scope(state, namespace))
+}
+
 fn not_in_scope(state: &State, namespace: &str) -> Response {
     state.problem(
         StatusCode::NOT_FOUND,
@@ -202,8 +218,9 @@ fn not_in_scope(state: &State, namespace: &str) -> Response {
     )
 }
 
-async fn back_to_proposal(Path((namespace, name)): Path<(String, String)>) -> Redirect {
-    Redirect::to(&views::proposal_href(&namespace, &name))
+async fn back_to_proposal(Extract(state): Extract<State>, Path((namespace, name)): Path<(String, String)>) -> Response {
+    refusal(&state, &namespace, &name)
+        .unwrap_or_else(|| Redirect::to(&views::proposal_href(&namespace, &name)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -224,8 +241,8 @@ async fn decide(
     headers: HeaderMap,
     Form(form): Form<DecisionForm>,
 ) -> Response {
-    if !state.cluster.scope.contains(&namespace) {
-        return not_in_scope(&state, &namespace);
+    if let Some(refused) = refusal(&state, &namespace, &name) {
+        return refused;
     }
     if let Err(why) = state.guard.write_allowed(&headers, &form.csrf) {
         return state.problem(StatusCode::FORBIDDEN, "Refused", why);
@@ -278,8 +295,8 @@ async fn decide(
 }
 
 async fn agent(Extract(state): Extract<State>, Path((namespace, name)): Path<(String, String)>) -> Response {
-    if !state.cluster.scope.contains(&namespace) {
-        return not_in_scope(&state, &namespace);
+    if let Some(refused) = refusal(&state, &namespace, &name) {
+        return refused;
     }
     let seen = state.changes.seen();
     match state.cluster.agent(&namespace, &name).await {
