@@ -111,6 +111,13 @@ impl Browser {
         }
     }
 
+    /// Clicks the first element `locator` finds, waiting for it to appear.
+    pub async fn click(&self, locator: Locator<'_>) -> Result<()> {
+        let element = self.client.wait().at_most(TIMEOUT).for_element(locator).await?;
+        element.click().await?;
+        Ok(())
+    }
+
     /// Waits until the text of `css` satisfies `ready` (the page changes it by itself, without
     /// a reload); returns that text.
     pub async fn wait_text(&self, css: &str, ready: impl Fn(&str) -> bool) -> Result<String> {

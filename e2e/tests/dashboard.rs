@@ -74,6 +74,29 @@ async fn kubectl_dream(namespace: &str, args: &[&str]) -> String {
     stdout
 }
 
+/// Opens the proposal on `dashboard`, types `comment`, presses Approve; returns the answer the
+/// page shows.
+async fn approve_on_the_page(
+    browser: &Browser,
+    dashboard: &Dashboard,
+    namespace: &str,
+    name: &str,
+    comment: &str,
+) -> String {
+    let page = &browser.client;
+    page.goto(&format!("{}/ns/{namespace}/proposals/{name}", dashboard.url))
+        .await
+        .unwrap();
+    page.find(Locator::Css("#comment"))
+        .await
+        .unwrap()
+        .send_keys(comment)
+        .await
+        .unwrap();
+    browser.click(Locator::Css("button.approve")).await.unwrap();
+    browser.text("#outcome").await.unwrap()
+}
+
 #[tokio::test]
 async fn a_reviewer_works_through_the_queue_in_a_browser() {
     let client = client().await;
@@ -136,10 +159,8 @@ async fn a_reviewer_works_through_the_queue_in_a_browser() {
         .unwrap();
     let reported = r#"tr[data-agent="support"] td.injections"#;
     assert!(browser.text(reported).await.unwrap().contains("report"));
-    page.find(Locator::Css(&format!("{reported} summary")))
-        .await
-        .unwrap()
-        .click()
+    browser
+        .click(Locator::Css(&format!("{reported} summary")))
         .await
         .unwrap();
     let report = browser.text(&format!("{reported} details p")).await.unwrap();
@@ -147,24 +168,14 @@ async fn a_reviewer_works_through_the_queue_in_a_browser() {
     browser.screenshot("dashboard-agents").await.unwrap();
 
     // The queue lists the dream's proposal with its counts.
-    page.find(Locator::LinkText("Review queue"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click(Locator::LinkText("Review queue")).await.unwrap();
     let counts = browser.text("p.counts").await.unwrap();
     assert!(counts.starts_with("1 proposal waits for a decision"), "{counts}");
     browser.text(&format!(r#"tr[data-proposal="{name}"]"#)).await.unwrap();
     browser.screenshot("dashboard-queue").await.unwrap();
 
     // Its page shows every change with its evidence and example sessions.
-    page.find(Locator::LinkText(&name))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click(Locator::LinkText(&name)).await.unwrap();
     let changes = page.find_all(Locator::Css("article.change")).await.unwrap();
     assert_eq!(changes.len(), proposal.spec.changes.len());
     let evidence = browser.text("dl.evidence").await.unwrap();
@@ -178,22 +189,7 @@ async fn a_reviewer_works_through_the_queue_in_a_browser() {
 
     // A user without the reviewer role presses Approve: the API server's denial is shown,
     // and nothing is written.
-    page.goto(&format!("{}/ns/{n}/proposals/{name}", wes.url))
-        .await
-        .unwrap();
-    page.find(Locator::Css("#comment"))
-        .await
-        .unwrap()
-        .send_keys("looks fine")
-        .await
-        .unwrap();
-    page.find(Locator::Css("button.approve"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let denial = browser.text("#outcome").await.unwrap();
+    let denial = approve_on_the_page(&browser, &wes, n, &name, "looks fine").await;
     assert!(denial.contains("The API server refused (HTTP 403)"), "{denial}");
     assert!(denial.contains("\"wes\" cannot patch"), "{denial}");
     assert!(proposals.get(&name).await.unwrap().spec.approval.is_none());
@@ -201,22 +197,7 @@ async fn a_reviewer_works_through_the_queue_in_a_browser() {
 
     // The reviewer approves on the page: accepted as her, and the page follows the operator
     // to Applied by itself.
-    page.goto(&format!("{}/ns/{n}/proposals/{name}", rita.url))
-        .await
-        .unwrap();
-    page.find(Locator::Css("#comment"))
-        .await
-        .unwrap()
-        .send_keys("reviewed in the browser")
-        .await
-        .unwrap();
-    page.find(Locator::Css("button.approve"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let accepted = browser.text("#outcome").await.unwrap();
+    let accepted = approve_on_the_page(&browser, &rita, n, &name, "reviewed in the browser").await;
     assert!(
         accepted.contains("The API server accepted: approved by rita"),
         "{accepted}"
@@ -229,12 +210,7 @@ async fn a_reviewer_works_through_the_queue_in_a_browser() {
     assert_eq!(approval.comment.as_deref(), Some("reviewed in the browser"));
 
     // The agent's page: revision 2 in the timeline, approved by her, and its memory.
-    page.find(Locator::Css("#proposal-header dd a"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click(Locator::Css("#proposal-header dd a")).await.unwrap();
     let revision = browser.text(r#"tr[data-revision="2"]"#).await.unwrap();
     assert!(revision.contains("rita") && revision.contains(&name), "{revision}");
     assert!(
