@@ -16,7 +16,7 @@ use super::chart::{Bar, size_chart};
 use super::markdown;
 use super::read::{AgentPage, AgentRow, LastRun, Overview, Part, ProposalPage};
 use super::word_diff::{Piece, word_diff};
-use crate::api::effect::{EffectVerdict, LessonEffect};
+use crate::api::effect::{EffectVerdict, EvidencePattern, LessonEffect, PatternKind};
 use crate::api::memory_proposal::{ChangeOp, Evidence, MemoryProposal, ProposedChange};
 use crate::api::review::{counts, last_line, plural};
 use crate::api::rules::memory_proposal::{Reviewable, reviewable};
@@ -499,6 +499,7 @@ fn evidence_view(evidence: &Evidence) -> Markup {
                 @if let Some(tasks) = evidence.tasks { ", " (plural(tasks as usize, "task", "tasks")) }
                 @if let (Some(first), Some(last)) = (&evidence.first_seen, &evidence.last_seen) { span.muted { ", seen " (day(first)) " to " (day(last)) } }
             }
+            @if let Some(pattern) = &evidence.pattern { dt { "Seen as" } dd.pattern { (pattern_view(pattern)) } }
             @if let Some(segment) = &evidence.segment { dt { "Holds for" } dd { code { (segment) } } }
             @if let Some(numbers) = &evidence.numbers { dt { "Numbers" } dd { pre.numbers { (numbers) } } }
             @if !evidence.sessions.is_empty() {
@@ -510,6 +511,20 @@ fn evidence_view(evidence: &Evidence) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// What the sessions showed, as the pass counted it: the excerpt a proposal carries (masked
+/// errors, content words, tool steps; never a customer's raw text).
+fn pattern_view(pattern: &EvidencePattern) -> Markup {
+    let tool = pattern.tool.as_deref().unwrap_or("?");
+    match pattern.kind {
+        PatternKind::ToolError => html! {
+            code { (tool) } " failing with " q { (pattern.error.as_deref().unwrap_or_default()) }
+        },
+        PatternKind::Statement => html! { "a statement in the words " q { (pattern.words.join(" ")) } },
+        PatternKind::Sequence => html! { code { (pattern.steps.join(" → ")) } },
+        PatternKind::Action => html! { "calls to " code { (tool) } },
     }
 }
 

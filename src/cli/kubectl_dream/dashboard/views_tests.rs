@@ -11,6 +11,7 @@ use reverie_api::test_support::{AgentBuilder, DreamScheduleBuilder, MemoryPropos
 use super::*;
 use crate::api::agent::{AgentStatus, MemoryStatus};
 use crate::api::dream_schedule::{AgentRun, DreamScheduleStatus};
+use crate::api::effect::{EvidencePattern, PatternKind};
 use crate::api::memory_proposal::{Approval, Decision, Phase};
 use crate::api::{Agent, DreamSchedule};
 use crate::cli::kubectl_dream::dashboard::read::{Injections, agent_rows, queue};
@@ -237,6 +238,31 @@ fn a_proposal_shows_each_change_against_the_current_entry_with_its_evidence() {
     );
     assert!(html.contains("Two lessons from 40 sessions."), "{html}");
     assert!(html.contains("memory now at revision 2"), "{html}");
+}
+
+#[test]
+fn evidence_shows_what_the_sessions_showed() {
+    let mut change = lesson("Check the order id before a refund.", 5, &["s-1"]);
+    change.evidence.as_mut().unwrap().pattern = Some(EvidencePattern {
+        kind: PatternKind::ToolError,
+        tool: Some("refund".into()),
+        error: Some(format!("order <n> not found {HOSTILE}")),
+        words: Vec::new(),
+        steps: Vec::new(),
+    });
+    let proposal = MemoryProposalBuilder::new("p")
+        .namespace("team")
+        .agent("support")
+        .base(2, "")
+        .summary("s")
+        .change(change)
+        .seen_by_operator()
+        .build();
+    let html = proposal_page(&page(proposal), "tok", "rita", None, now()).into_string();
+    assert!(
+        html.contains(r#"<dt>Seen as</dt><dd class="pattern"><code>refund</code> failing with <q>order &lt;n&gt; not found &lt;script&gt;"#),
+        "{html}"
+    );
 }
 
 #[test]
