@@ -52,6 +52,23 @@ pub fn reverie_bin() -> PathBuf {
     target.join("debug").join("reverie")
 }
 
+/// A RoleBinding `name` of `role` (a `Role` or `ClusterRole`) to one subject (`User` or
+/// `Group`).
+pub fn role_binding(
+    name: &str,
+    role_kind: &str,
+    role: &str,
+    subject_kind: &str,
+    subject: &str,
+) -> k8s_openapi::api::rbac::v1::RoleBinding {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": subject_kind, "name": subject}]
+    }))
+    .expect("a valid RoleBinding")
+}
+
 /// The `kubectl-dream` plugin under test: `$KUBECTL_DREAM_BIN`, else next to `reverie`.
 pub fn kubectl_dream_bin() -> PathBuf {
     std::env::var("KUBECTL_DREAM_BIN").map_or_else(|_| reverie_bin().with_file_name("kubectl-dream"), PathBuf::from)

@@ -15,7 +15,7 @@ use reverie_api::test_support::DreamScheduleBuilder;
 use reverie_e2e::browser::{Browser, Dashboard};
 use reverie_e2e::{
     OperatorProcess, TIMEOUT, TestNamespace, apply, client, copy_example_sessions, dreaming_agent, first_pass,
-    install_crds, repo_root, wait_digest, wait_phase, wait_revision, within,
+    install_crds, repo_root, role_binding, wait_digest, wait_phase, wait_revision, within,
 };
 use serde_json::json;
 
@@ -38,21 +38,19 @@ async fn roles(client: &kube::Client, namespace: &str, reviewer: &str, reader: &
     apply(&Api::namespaced(client.clone(), namespace), &read_only)
         .await
         .unwrap();
-    let bind = |name: &str, kind: &str, role: &str, user: &str| -> RoleBinding {
-        serde_json::from_value(json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": name},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]
-        }))
-        .unwrap()
-    };
     let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), namespace);
-    apply(&bindings, &bind("reviewer", "ClusterRole", &role_name, reviewer))
-        .await
-        .unwrap();
-    apply(&bindings, &bind("reader", "Role", "reads-reverie", reader))
-        .await
-        .unwrap();
+    apply(
+        &bindings,
+        &role_binding("reviewer", "ClusterRole", &role_name, "User", reviewer),
+    )
+    .await
+    .unwrap();
+    apply(
+        &bindings,
+        &role_binding("reader", "Role", "reads-reverie", "User", reader),
+    )
+    .await
+    .unwrap();
     role_name
 }
 

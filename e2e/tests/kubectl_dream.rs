@@ -509,30 +509,25 @@ impl PolicyFixture {
         apply(&Api::namespaced(client.clone(), namespace), &writer)
             .await
             .unwrap();
-        let bind = |name: &str, kind: &str, role: &str, subject_kind: &str, subject: &str| -> RoleBinding {
-            serde_json::from_value(json!({
-                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": name},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": role},
-                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": subject_kind, "name": subject}]
-            }))
-            .unwrap()
-        };
         let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), namespace);
         apply(
             &bindings,
-            &bind("rita-reviews", "ClusterRole", &fixture.reviewer_role(), "User", "rita"),
+            &reverie_e2e::role_binding("rita-reviews", "ClusterRole", &fixture.reviewer_role(), "User", "rita"),
         )
         .await
         .unwrap();
         apply(
             &bindings,
-            &bind("group-writes", "Role", "proposal-writer", "Group", "reverie-reviewers"),
+            &reverie_e2e::role_binding("group-writes", "Role", "proposal-writer", "Group", "reverie-reviewers"),
         )
         .await
         .unwrap();
-        apply(&bindings, &bind("wes-writes", "Role", "proposal-writer", "User", "wes"))
-            .await
-            .unwrap();
+        apply(
+            &bindings,
+            &reverie_e2e::role_binding("wes-writes", "Role", "proposal-writer", "User", "wes"),
+        )
+        .await
+        .unwrap();
         fixture.wait_enforced(namespace).await;
         fixture
     }

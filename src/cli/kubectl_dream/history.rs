@@ -12,7 +12,7 @@ use kube::{Api, ResourceExt};
 use serde::Serialize;
 
 use super::{Output, Session, api_error, format_table, serialize, short_age};
-use crate::api::dream_schedule::LessonCounts;
+use crate::api::dream_schedule::{AgentRun, LessonCounts};
 use crate::api::effect::LessonEffect;
 use crate::api::{Agent, DreamSchedule, MemoryProposal};
 use crate::store::configmap::current_name;
@@ -139,9 +139,15 @@ pub async fn read_effect(client: &kube::Client, namespace: &str, agent_name: &st
         .await
         .map_err(|e| api_error("cannot list DreamSchedules", &e))?
         .items;
-    let mut history = latest_effect(agent_name, &listed);
-    history.latest_pass = latest_pass(agent_name, &schedules);
-    Ok(history)
+    Ok(effect_history(agent_name, &listed, &schedules))
+}
+
+/// The effect of the agent's lessons from proposals and schedules already read.
+pub fn effect_history(agent: &str, proposals: &[MemoryProposal], schedules: &[DreamSchedule]) -> EffectHistory {
+    EffectHistory {
+        latest_pass: latest_pass(agent, schedules),
+        ..latest_effect(agent, proposals)
+    }
 }
 
 /// The effects recorded by the agent's newest proposal that carries any.
@@ -161,15 +167,7 @@ pub fn latest_effect(agent: &str, proposals: &[MemoryProposal]) -> EffectHistory
 
 /// The agent's newest run, across schedules, that counted its lessons.
 pub fn latest_pass(agent: &str, schedules: &[DreamSchedule]) -> Option<LatestPass> {
-    schedules
-        .iter()
-        .flat_map(|s| {
-            s.status
-                .iter()
-                .flat_map(|status| &status.last_runs)
-                .map(move |run| (s.name_any(), run))
-        })
-        .filter(|(_, run)| run.agent == agent)
+    runs_of(agent, schedules)
         .filter_map(|(schedule, run)| {
             Some(LatestPass {
                 schedule,
@@ -180,6 +178,22 @@ pub fn latest_pass(agent: &str, schedules: &[DreamSchedule]) -> Option<LatestPas
             })
         })
         .max_by_key(|pass| pass.time)
+}
+
+/// The agent's runs the schedules recorded, each with its schedule's name.
+pub fn runs_of<'a>(
+    agent: &'a str,
+    schedules: impl IntoIterator<Item = &'a DreamSchedule>,
+) -> impl Iterator<Item = (String, &'a AgentRun)> {
+    schedules
+        .into_iter()
+        .flat_map(|s| {
+            s.status
+                .iter()
+                .flat_map(|status| &status.last_runs)
+                .map(move |run| (s.name_any(), run))
+        })
+        .filter(move |(_, run)| run.agent == agent)
 }
 
 /// The same table `reverie effect` prints, with where the numbers come from.

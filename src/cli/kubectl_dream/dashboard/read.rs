@@ -14,7 +14,7 @@ use crate::api::dream_schedule::AgentRun;
 use crate::api::memory_proposal::Phase;
 use crate::api::{Agent, DreamSchedule, MemoryProposal};
 use crate::cli::kubectl_dream::api_error;
-use crate::cli::kubectl_dream::history::{EffectHistory, History, read_effect, read_history};
+use crate::cli::kubectl_dream::history::{EffectHistory, History, effect_history, read_history, runs_of};
 use crate::memory::codec;
 use crate::store::configmap::current_name;
 use crate::store::{MEMORY_MD, MEMORY_YAML};
@@ -137,20 +137,30 @@ impl Cluster {
         let proposals = self.namespaced::<MemoryProposal>(namespace);
         let schedules = self.namespaced::<DreamSchedule>(namespace);
         let everything = ListParams::default();
-        let (history, effect, memory, proposals, schedules) = futures::join!(
+        let (history, memory, proposals, schedules) = futures::join!(
             read_history(&self.client, namespace, &agent),
-            read_effect(&self.client, namespace, name),
             self.current_memory(namespace, name),
             proposals.list(&everything),
             schedules.list(&everything),
         );
-        let pending = proposals
-            .map(|list| queue(list.items, None))
-            .map_err(|e| api_error("cannot list memoryproposals", &e))
-            .map(|queued| queued.into_iter().filter(|p| p.spec.agent_ref.name == name).collect());
-        let last_run = schedules
-            .map(|list| last_run(Some(namespace), name, &list.items))
+        // One list of each, for the pending proposals, the last run and the lesson effect.
+        let proposals = proposals
+            .map(|list| list.items)
+            .map_err(|e| api_error("cannot list memoryproposals", &e));
+        let schedules = schedules
+            .map(|list| list.items)
             .map_err(|e| api_error("cannot list dreamschedules", &e));
+        let effect = match (&proposals, &schedules) {
+            (Ok(proposals), Ok(schedules)) => Ok(effect_history(name, proposals, schedules)),
+            (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+        };
+        let last_run = schedules.map(|schedules| last_run(Some(namespace), name, &schedules));
+        let pending = proposals.map(|proposals| {
+            queue(proposals, None)
+                .into_iter()
+                .filter(|p| p.spec.agent_ref.name == name)
+                .collect()
+        });
         Ok(Some(AgentPage {
             last_run,
             markdown: memory.map(|m| m.and_then(|m| m.data?.remove(MEMORY_MD))),
@@ -227,18 +237,11 @@ pub struct LastRun {
 
 /// The newest run of `agent` across the schedules of its namespace.
 pub fn last_run(namespace: Option<&str>, agent: &str, schedules: &[DreamSchedule]) -> Option<LastRun> {
-    schedules
-        .iter()
-        .filter(|s| s.namespace().as_deref() == namespace)
-        .flat_map(|s| {
-            s.status
-                .iter()
-                .flat_map(|status| &status.last_runs)
-                .filter(|run| run.agent == agent)
-                .map(move |run| LastRun {
-                    schedule: s.name_any(),
-                    run: run.clone(),
-                })
+    let here = schedules.iter().filter(|s| s.namespace().as_deref() == namespace);
+    runs_of(agent, here)
+        .map(|(schedule, run)| LastRun {
+            schedule,
+            run: run.clone(),
         })
         .max_by_key(|last| last.run.time.0)
 }

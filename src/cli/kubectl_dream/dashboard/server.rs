@@ -350,30 +350,24 @@ mod tests {
         Request::builder().method(method).uri(uri).header("host", host)
     }
 
+    fn get(uri: &str, host: &str) -> Request<Body> {
+        request("GET", uri, host).body(Body::empty()).unwrap()
+    }
+
     async fn send(request: Request<Body>) -> Response {
         router(state()).oneshot(request).await.unwrap()
     }
 
     #[tokio::test]
     async fn another_host_is_refused_and_every_answer_carries_the_policy() {
-        let response = send(
-            request("GET", "/assets/dashboard.css", "rebound.example:3100")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+        let response = send(get("/assets/dashboard.css", "rebound.example:3100")).await;
         assert_eq!(response.status(), StatusCode::MISDIRECTED_REQUEST);
         assert_eq!(
             response.headers()[header::CONTENT_SECURITY_POLICY],
             CONTENT_SECURITY_POLICY
         );
 
-        let response = send(
-            request("GET", "/assets/dashboard.js", "localhost:3100")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+        let response = send(get("/assets/dashboard.js", "localhost:3100")).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(
             response.headers()[header::CONTENT_TYPE],
@@ -414,10 +408,7 @@ mod tests {
     async fn the_event_stream_says_the_count_now_then_each_change_and_each_failing_watch() {
         let (state, watches) = dashboard();
         watches.send_modify(|h| h.changes = 4);
-        let response = router(state)
-            .oneshot(request("GET", "/events", "127.0.0.1:3100").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let response = router(state).oneshot(get("/events", "127.0.0.1:3100")).await.unwrap();
         assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
         let mut body = response.into_body();
         // What a page rendered at an older count needs to know at once.
@@ -436,19 +427,9 @@ mod tests {
 
     #[tokio::test]
     async fn pages_outside_the_namespace_are_not_shown() {
-        let response = send(
-            request("GET", "/ns/other/proposals/p", "127.0.0.1:3100")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+        let response = send(get("/ns/other/proposals/p", "127.0.0.1:3100")).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
-        let response = send(
-            request("GET", "/nowhere", "127.0.0.1:3100")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+        let response = send(get("/nowhere", "127.0.0.1:3100")).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
     }
 }
